@@ -1,0 +1,113 @@
+"""The errors protean-celery raises, in one tree.
+
+::
+
+    ProteanCeleryError(Exception)                   root; pickles with its message
+    ├── ConfigurationError(..., protean ConfigurationError, ValueError)
+    │   │                                           bad [custom.celery], overrides, broker
+    │   │                                           or database settings
+    │   └── TopologyError                           name collision, illegal routing key,
+    │                                               handler without a stream category
+    ├── MessageError                                a message we cannot handle
+    │   ├── DecodeError(MessageError, ValueError)   payload is not a Protean message (poison)
+    │   └── UnknownHandlerError(MessageError, KeyError)
+    │                                               a task or message type this worker
+    │                                               does not know
+    ├── RelayError                                  publishing to the broker failed
+    ├── EventStoreError                             the SQL event store cannot serve a call
+    │   └── EventStoreNotSetUp                      its table is missing: run ``protean db setup``
+    └── ServerError                                 a test/embedded server cannot be started
+        └── ServerBinaryNotFound                    its binary is not installed
+
+Protean's own domain errors (``ValidationError``, ``ExpectedVersionError`` …) and
+Celery's control-flow exceptions (``Retry``, ``Reject``) pass through unwrapped.
+Every message says what to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protean.exceptions import ConfigurationError as _ProteanConfigurationError
+
+__all__ = [
+    "ProteanCeleryError",
+    "ConfigurationError",
+    "TopologyError",
+    "MessageError",
+    "DecodeError",
+    "UnknownHandlerError",
+    "RelayError",
+    "EventStoreError",
+    "EventStoreNotSetUp",
+    "ServerError",
+    "ServerBinaryNotFound",
+]
+
+
+class ProteanCeleryError(Exception):
+    """Root of every error protean-celery raises."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefork pipes and result backends pickle exceptions: keep message and fields.
+        return (_rebuild, (type(self), self.message, self.fields))
+
+
+def _rebuild(cls: type[ProteanCeleryError], message: str, fields: dict[str, Any]) -> ProteanCeleryError:
+    return cls(message, **fields)
+
+
+class ConfigurationError(ProteanCeleryError, _ProteanConfigurationError, ValueError):
+    """Bad configuration: ``[custom.celery]``, keyword overrides, broker or database."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        ProteanCeleryError.__init__(self, message, **fields)
+
+
+class TopologyError(ConfigurationError):
+    """The domain's handlers cannot be mapped onto tasks, queues and routing keys."""
+
+
+class MessageError(ProteanCeleryError):
+    """A message that cannot be handled. It is never dropped silently."""
+
+
+class DecodeError(MessageError, ValueError):
+    """The task payload is not a valid Protean message (or its checksum is wrong)."""
+
+
+class UnknownHandlerError(MessageError, KeyError):
+    """A task name or message type this worker has no handler for."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class RelayError(ProteanCeleryError):
+    """Publishing outbox rows or commands to the broker failed."""
+
+
+class EventStoreError(ProteanCeleryError):
+    """The SQL event store cannot serve a call (bad URI, unreachable database)."""
+
+
+class EventStoreNotSetUp(EventStoreError):
+    """The event store table does not exist yet: run ``celery -A app protean db setup``."""
+
+
+class ServerError(ProteanCeleryError):
+    """A Redis or PostgreSQL server for tests or the embedded default failed to start."""
+
+
+class ServerBinaryNotFound(ServerError):
+    """The server binary is not installed; the message says how to install it."""

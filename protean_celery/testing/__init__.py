@@ -1,0 +1,1 @@
+"""Test toolkit: real servers, worker processes, drain."""

@@ -1,0 +1,1 @@
+"""pytest plugin (``pytest11`` entry point). Opens no connection at import."""
