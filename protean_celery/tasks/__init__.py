@@ -1,0 +1,113 @@
+"""One named Celery task per handler, plus the relay tasks.
+
+The task body decodes the payload, runs the handler (``handle.run_handler``),
+and decides what a failure means, in one table:
+
+============================  ==============================================
+failure                       what happens
+============================  ==============================================
+payload is not a Protean      logged with the task id, rejected without
+message / checksum mismatch   requeue (poison: a retry cannot fix it)
+command type with no handler  logged, rejected without requeue
+``ExpectedVersionError``      retried in-process (``version_retries``), then
+                              as any handler error
+any other handler error       Celery retry with exponential backoff and
+                              jitter, up to the handler's ``max_retries``;
+                              then logged as exhausted and re-raised
+============================  ==============================================
+
+After a handler commits, the task nudges the relay so the messages it produced
+leave at once instead of at the next beat tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from celery.exceptions import Reject
+
+from protean_celery.envelope import decode, describe
+from protean_celery.errors import DecodeError, UnknownHandlerError
+from protean_celery.tasks.handle import Outcome, run_handler
+from protean_celery.topology import Route
+
+if TYPE_CHECKING:
+    from protean_celery.app import Runtime
+
+__all__ = ["register_tasks", "MAX_RETRY_DELAY"]
+
+logger = logging.getLogger("protean_celery.tasks")
+
+#: Longest wait between two retries of a handler task, in seconds.
+MAX_RETRY_DELAY = 300.0
+
+
+def register_tasks(celery: Any, runtime: Runtime) -> None:
+    """Register the handler tasks and the relay tasks of ``runtime`` on ``celery``."""
+    for route in runtime.topology.routes:
+        _register_handler(celery, runtime, route)
+    relay_queue = runtime.topology.relay_queue.name
+    for what, name in runtime.topology.relay_tasks.items():
+        _register_relay(celery, runtime, name, what, relay_queue)
+
+
+def _register_handler(celery: Any, runtime: Runtime, route: Route) -> None:
+    def body(task: Any, payload: Any) -> str:
+        return execute(task, runtime, route, payload)
+
+    body.__name__ = route.spec.name
+    body.__doc__ = f"Protean {route.spec.kind.value} {route.spec.path}."
+    celery.task(
+        name=route.task_name,
+        bind=True,
+        queue=route.queue.name,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        typing=False,
+    )(body)
+
+
+def _register_relay(celery: Any, runtime: Runtime, name: str, what: str, queue: str) -> None:
+    def relay(provider: str | None = None) -> dict[str, int]:
+        report = runtime.relay.run(
+            providers=[provider] if provider else None, events=what == "outbox", commands=what == "commands"
+        )
+        return {"events": report.events, "commands": report.commands, "tasks": report.tasks, "failed": report.failed}
+
+    relay.__name__ = f"relay_{what}"
+    celery.task(name=name, queue=queue, ignore_result=True, acks_late=False)(relay)
+
+
+def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
+    """The body of every handler task (see the module docstring for the failure table)."""
+    request_id = getattr(task.request, "id", None)
+    try:
+        message = decode(payload)
+    except DecodeError as exc:
+        logger.error("%s: task %s rejected, not a Protean message: %s", route.task_name, request_id, exc)
+        raise Reject(str(exc), requeue=False) from exc
+    options = runtime.settings.for_handler(route.spec.name)
+    try:
+        outcome = run_handler(runtime.domain, route.spec, message, version_retries=options.version_retries)
+    except UnknownHandlerError as exc:
+        logger.error("%s: task %s rejected: %s", route.task_name, request_id, exc)
+        raise Reject(str(exc), requeue=False) from exc
+    except Exception as exc:
+        retries = int(getattr(task.request, "retries", 0) or 0)
+        if retries >= options.max_retries:
+            logger.error(
+                "%s: %s failed after %d attempts: %r", route.task_name, describe(message), retries + 1, exc
+            )
+            raise
+        delay = min(options.retry_delay_seconds * 2**retries, MAX_RETRY_DELAY) * (0.75 + random.random() / 2)
+        logger.warning(
+            "%s: %s failed (attempt %d), retrying in %.2fs: %r",
+            route.task_name, describe(message), retries + 1, delay, exc,
+        )
+        raise task.retry(exc=exc, countdown=delay, max_retries=options.max_retries) from exc
+    if outcome is Outcome.HANDLED:
+        runtime.nudge()
+    return outcome.value

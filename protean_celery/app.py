@@ -1,0 +1,197 @@
+"""``ProteanCelery(domain)``: a ``celery.Celery`` wired from a Protean domain.
+
+Building the app is import-time deterministic: every prefork child and beat
+derives the same tasks, queues and schedule from the same domain, so nothing
+depends on what the parent process did after import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery
+
+from protean_celery import lifecycle
+from protean_celery.errors import ConfigurationError
+from protean_celery.outbox import Relay, beat_entries
+from protean_celery.outbox.cursor import CursorStore, SQLCursorStore
+from protean_celery.registry import read_handlers
+from protean_celery.settings import CelerySettings, load_settings
+from protean_celery.tasks import register_tasks
+from protean_celery.topology import Topology, build_topology
+
+__all__ = ["ProteanCelery", "Runtime", "guarantee_defaults"]
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """What the tasks of one domain share: domain, settings, topology and relay."""
+
+    def __init__(self, celery: Celery, domain: Any, settings: CelerySettings, cursors: CursorStore) -> None:
+        self.domain = domain
+        self.settings = settings
+        self.topology: Topology = build_topology(
+            domain.normalized_name,
+            read_handlers(domain),
+            prefix=settings.queue_prefix,
+            known_types=_known_types(domain),
+        )
+        self.cursors = cursors
+        self.relay = Relay(celery, domain, self.topology, settings, cursors)
+
+    def nudge(self) -> None:
+        """Relay what a handler just committed; a failure only delays it to the next tick."""
+        if not self.settings.nudge:
+            return
+        try:
+            self.relay.run(max_batches=2)
+        except Exception as exc:  # beat's next tick relays it; never fail the handled task
+            logger.warning("relay nudge failed, the next beat tick will relay: %r", exc)
+
+    def after_fork(self) -> None:
+        """Make connections inherited from the parent safe in a prefork child."""
+        for name in self.domain.providers:
+            engine = getattr(self.domain.providers[name], "_engine", None)
+            if engine is not None:
+                engine.dispose(close=False)
+        store = self.domain.event_store.store
+        if hasattr(store, "dispose"):
+            store.dispose(close=False)
+        elif hasattr(store, "_client"):
+            store._client = None  # Message DB: a lazy pool, rebuilt on first use
+        if hasattr(self.cursors, "dispose"):
+            self.cursors.dispose(close=False)
+
+    def close(self) -> None:
+        """Release the domain's connections (worker child shutdown)."""
+        self.domain.close()
+
+
+class ProteanCelery(Celery):
+    """A Celery app that runs a Protean domain's handlers, process managers and relay.
+
+    Args:
+        domain: an initialised Protean domain (``domain.init()`` was called).
+        config: Celery settings (``broker_url``, ``worker_concurrency`` …), applied
+            with ``conf.update``; ``config_from_object`` works as usual too.
+        cursors: where the command relay keeps its cursors (default: a SQL table
+            in ``[custom.celery] state_database_uri``, else the default database).
+        **overrides: protean-celery settings, above ``[custom.celery]``.
+
+    Raises:
+        ConfigurationError: the domain is not initialised or has no handlers, a
+            setting is wrong, or no broker URL is configured.
+        TopologyError: handlers that cannot be mapped onto tasks and queues.
+
+    Example::
+
+        domain.init(traverse=False)
+        app = ProteanCelery(domain)   # celery -A module.app worker
+    """
+
+    def __init__(
+        self,
+        domain: Any,
+        *,
+        config: Mapping[str, Any] | None = None,
+        cursors: CursorStore | None = None,
+        **overrides: Any,
+    ) -> None:
+        settings = load_settings(domain.config, overrides)
+        super().__init__(f"protean.{domain.normalized_name}")
+        self.domain = domain
+        self.settings = settings
+        self.runtime = Runtime(self, domain, settings, cursors or _cursor_store(domain, settings))
+        self.add_defaults(lambda: guarantee_defaults(self.runtime, _outbox_providers(domain)))
+        if config:
+            self.conf.update(dict(config))
+        register_tasks(self, self.runtime)
+        lifecycle.connect(self)
+
+    @property
+    def topology(self) -> Topology:
+        """The domain's exchanges, queues, bindings and tasks."""
+        return self.runtime.topology
+
+    def process(self, command: Any, **kwargs: Any) -> Any:
+        """``domain.process(command)``, then relay at once (no wait for the beat tick)."""
+        with self.domain.domain_context():
+            result = self.domain.process(command, **kwargs)
+        self.runtime.nudge()
+        return result
+
+    def relay(self) -> Any:
+        """Relay every pending outbox row and command now; returns a ``RelayReport``."""
+        return self.runtime.relay.run()
+
+
+def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]:
+    """The Celery settings protean-celery's guarantees rely on (lowest precedence).
+
+    ``celery -A app protean check`` names each one a user setting weakens.
+    """
+    settings = runtime.settings
+    topology = runtime.topology
+    broker = os.environ.get("CELERY_BROKER_URL") or settings.broker_url
+    defaults: dict[str, Any] = {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_queues": list(topology.queues),
+        "task_default_queue": topology.relay_queue.name,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "beat_schedule": beat_entries(
+            topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval
+        ),
+    }
+    if broker:
+        defaults["broker_url"] = broker
+    return defaults
+
+
+def require_broker(celery: Celery) -> str:
+    """The configured broker URL.
+
+    Raises:
+        ConfigurationError: none is configured anywhere.
+    """
+    url = celery.conf.broker_url
+    if not url:
+        raise ConfigurationError(
+            "No broker URL: set Celery's broker_url (celeryconfig.py, app.conf or the "
+            "CELERY_BROKER_URL environment variable) or broker_url under [custom.celery] in domain.toml."
+        )
+    return str(url)
+
+
+def _cursor_store(domain: Any, settings: CelerySettings) -> CursorStore:
+    uri = settings.state_database_uri
+    if not uri:
+        default = domain.config["databases"]["default"]
+        if default.get("provider") == "memory":
+            raise ConfigurationError(
+                "The default database is Protean's memory provider, which prefork worker "
+                "processes cannot share: configure [databases.default] with sqlite or postgresql, "
+                "or set [custom.celery] state_database_uri."
+            )
+        uri = default["database_uri"]
+    return SQLCursorStore(str(uri))
+
+
+def _outbox_providers(domain: Any) -> list[str]:
+    from protean.utils.outbox import _outbox_provider_names
+
+    return list(_outbox_provider_names(domain)) if domain.has_outbox else []
+
+
+def _known_types(domain: Any) -> set[str]:
+    return {str(name) for name in getattr(domain, "_events_and_commands", {})}

@@ -1,0 +1,81 @@
+"""Protean messages ⇄ Celery task payloads. Pure.
+
+A task's only argument is ``Message.to_dict()``: plain JSON (times are ISO
+strings), carrying Protean's envelope checksum, which :func:`decode` verifies.
+
+Message identity: an event's ``headers.id`` is unique, but a command's is the
+aggregate's identifier (``PlaceOrder`` and ``ShipOrder`` for order ``o9`` both
+have id ``o9``), so a command is keyed by its place in the event store,
+``<stream>@<position>``, never by ``headers.id`` alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from protean.utils.eventing import Message
+
+from protean_celery.errors import DecodeError
+
+__all__ = ["encode", "decode", "message_key", "task_id", "describe"]
+
+_TASK_ID_NAMESPACE = uuid.UUID("6f1c2b8e-7a43-4d4e-9a55-3c2f0e1b9d10")
+
+
+def encode(message: Message) -> dict[str, Any]:
+    """The task payload of ``message`` (JSON-safe)."""
+    return message.to_dict()
+
+
+def decode(payload: Any) -> Message:
+    """Rebuild and verify a Protean message from a task payload.
+
+    Raises:
+        DecodeError: the payload is not a Protean message dict, or its checksum
+            does not match its data.
+    """
+    if not isinstance(payload, Mapping) or "data" not in payload or "metadata" not in payload:
+        raise DecodeError(
+            f"Task payload is not a Protean message (expected a dict with 'data' and 'metadata', "
+            f"got {type(payload).__name__}).",
+            payload=_preview(payload),
+        )
+    try:
+        return Message.deserialize(dict(payload))
+    except Exception as exc:  # Protean raises several types here; all mean "poison"
+        raise DecodeError(
+            f"Task payload could not be decoded as a Protean message: {exc}",
+            payload=_preview(payload),
+        ) from exc
+
+
+def message_key(message: Message) -> str:
+    """A key unique per message: ``headers.id`` for events, ``stream@position`` for commands."""
+    metadata = message.metadata
+    kind = getattr(metadata.domain, "kind", None) if metadata.domain else None
+    if kind == "COMMAND":
+        store = metadata.event_store
+        stream = metadata.headers.stream or ""
+        if store is not None and store.position is not None:
+            return f"{stream}@{store.position}"
+        if store is not None and store.global_position is not None:
+            return f"{stream}@g{store.global_position}"
+    return str(metadata.headers.id)
+
+
+def task_id(task_name: str, key: str) -> str:
+    """A deterministic task id: the same message for the same handler has the same id."""
+    return str(uuid.uuid5(_TASK_ID_NAMESPACE, f"{task_name}|{key}"))
+
+
+def describe(message: Message) -> str:
+    """``Type id`` for log lines (never the payload: it may hold personal data)."""
+    headers = message.metadata.headers
+    return f"{headers.type} {headers.id}"
+
+
+def _preview(payload: Any, limit: int = 200) -> str:
+    text = repr(payload)
+    return text if len(text) <= limit else text[:limit] + "…"

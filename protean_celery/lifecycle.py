@@ -1,0 +1,48 @@
+"""Celery signal receivers that keep a Protean domain safe under prefork.
+
+* ``worker_process_init`` (in each child, right after fork): dispose inherited SQL
+  pools with ``close=False`` (closing would cut the parent's sockets), drop the
+  event store's cached client. The domain is never re-initialised in the child.
+* ``worker_process_shutdown``: close the domain's connections.
+* ``celeryd_after_setup`` / ``beat_init``: fail fast when no broker is configured.
+
+Protean's ``Engine`` is never run inside a worker: its shutdown closes the domain.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from celery import signals
+
+if TYPE_CHECKING:
+    from protean_celery.app import ProteanCelery
+
+__all__ = ["connect"]
+
+logger = logging.getLogger(__name__)
+
+
+def connect(app: ProteanCelery) -> None:
+    """Connect ``app``'s receivers (held by the app, so they live as long as it does)."""
+
+    def process_init(**_: Any) -> None:
+        app.runtime.after_fork()
+
+    def process_shutdown(**_: Any) -> None:
+        try:
+            app.runtime.close()
+        except Exception:  # shutting down anyway; say why
+            logger.exception("closing the domain failed")
+
+    def check_broker(sender: Any = None, **_: Any) -> None:
+        from protean_celery.app import require_broker
+
+        require_broker(app)
+
+    app._protean_receivers = (process_init, process_shutdown, check_broker)  # type: ignore[attr-defined]
+    signals.worker_process_init.connect(process_init, weak=True)
+    signals.worker_process_shutdown.connect(process_shutdown, weak=True)
+    signals.celeryd_init.connect(check_broker, weak=True)
+    signals.beat_init.connect(check_broker, weak=True)

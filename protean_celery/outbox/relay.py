@@ -1,0 +1,234 @@
+"""The relay: Protean's outbox and the event store's commands → Celery tasks (I/O).
+
+* **Events.** Protean writes outbox rows in the handler's Unit of Work. The relay
+  claims a batch with Protean's ``claim_batch`` (outside any UoW; ``SKIP LOCKED``
+  on PostgreSQL, a guarded update elsewhere), publishes one task message per
+  subscribed handler, then marks the rows published, or failed with backoff
+  (respecting the row's own ``max_retries``, so no row is stranded in FAILED).
+* **Commands.** Protean 0.18 appends async commands to the event store only; the
+  relay reads each command category past a locked cursor (see ``cursor.py``).
+
+Both paths are at-least-once: a crash between publishing and recording it
+re-publishes that batch (after the claim lock expires, for outbox rows).
+Beat runs the relay every ``relay_interval``; handler tasks nudge it after
+they commit so messages leave within milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from protean.core.unit_of_work import UnitOfWork
+from protean.utils.eventing import Message
+from protean.utils.outbox import _outbox_provider_names
+
+from protean_celery.envelope import encode, message_key, task_id
+from protean_celery.errors import RelayError
+from protean_celery.outbox.cursor import CursorStore
+from protean_celery.settings import CelerySettings
+from protean_celery.topology import Topology
+
+__all__ = ["Relay", "RelayReport"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RelayReport:
+    """What one relay run did."""
+
+    events: int = 0
+    commands: int = 0
+    tasks: int = 0
+    failed: int = 0
+
+    @property
+    def moved(self) -> int:
+        """Outbox rows plus commands relayed."""
+        return self.events + self.commands
+
+
+class Relay:
+    """Relays outbox rows and commands of one domain to its handler tasks.
+
+    Args:
+        celery: the Celery app to publish with.
+        domain: the initialised Protean domain.
+        topology: the domain's topology.
+        settings: protean-celery settings (batch size, lock time).
+        cursors: where the command relay keeps its cursors.
+    """
+
+    def __init__(
+        self, celery: Any, domain: Any, topology: Topology, settings: CelerySettings, cursors: CursorStore
+    ) -> None:
+        self.celery = celery
+        self.domain = domain
+        self.topology = topology
+        self.settings = settings
+        self.cursors = cursors
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+
+    def run(
+        self,
+        *,
+        providers: list[str] | None = None,
+        events: bool = True,
+        commands: bool = True,
+        max_batches: int | None = None,
+    ) -> RelayReport:
+        """Relay until nothing is pending or ``max_batches`` round trips were made.
+
+        Args:
+            providers: the outbox providers to relay (default: every one).
+            events: relay outbox rows.
+            commands: relay commands from the event store.
+            max_batches: round trips at most (default ``relay_max_batches``).
+        """
+        report = RelayReport()
+        budget = max_batches or self.settings.relay_max_batches
+        with self.domain.domain_context():
+            chosen = self._providers() if providers is None else providers
+            for _ in range(budget):
+                moved = report.moved
+                if events:
+                    self._outbox_batch(chosen, report)
+                if commands:
+                    self._command_batch(report)
+                if report.moved == moved:
+                    break
+        return report
+
+    def pending(self) -> int:
+        """Outbox rows not yet published plus commands past the cursors (for drains)."""
+        with self.domain.domain_context():
+            total = 0
+            for provider in self._providers():
+                counts = self.domain._get_outbox_repo(provider).count_by_status()
+                total += counts.get("pending", 0) + counts.get("processing", 0) + counts.get("failed", 0)
+            store = self.domain.event_store.store
+            for category in self.topology.command_categories():
+                cursor = self.cursors.position(_cursor_name(category))
+                total += len(store.read(category, position=cursor + 1, no_of_messages=1000))
+            return total
+
+    # -- events -----------------------------------------------------------------
+
+    def _providers(self) -> list[str]:
+        return list(_outbox_provider_names(self.domain)) if self.domain.has_outbox else []
+
+    def _outbox_batch(self, providers: list[str], report: RelayReport) -> None:
+        for provider in providers:
+            repo = self.domain._get_outbox_repo(provider)
+            rows = repo.claim_batch(
+                self.worker_id, self.settings.relay_batch_size, lock_duration_minutes=self.settings.lock_minutes
+            )
+            if not rows:
+                continue
+            outcomes = self._publish_rows(rows, report)
+            self._record(repo, outcomes)
+            report.events += sum(1 for error in outcomes.values() if error is None)
+            report.failed += sum(1 for error in outcomes.values() if error is not None)
+
+    def _publish_rows(self, rows: list[Any], report: RelayReport) -> dict[Any, Exception | None]:
+        outcomes: dict[Any, Exception | None] = {}
+        with self.celery.producer_or_acquire() as producer:
+            for row in rows:
+                try:
+                    message = Message(data=row.data, metadata=row.metadata_)
+                    category = row.metadata_.domain.stream_category
+                    report.tasks += self.publish(message, category, producer)
+                    outcomes[row.id] = None
+                except Exception as exc:  # recorded on the row, retried with backoff
+                    logger.warning("relay: publishing outbox row %s failed: %s", row.id, exc)
+                    outcomes[row.id] = exc
+        return outcomes
+
+    def _record(self, repo: Any, outcomes: dict[Any, Exception | None]) -> None:
+        now = self.domain.clock.now()
+        base_delay = int(self.domain.config["outbox"]["retry"].get("base_delay_seconds", 1))
+        with UnitOfWork():
+            for row_id, error in outcomes.items():
+                row = repo.get(row_id)
+                if error is None:
+                    row.mark_published(now=now)
+                else:
+                    # The row's own max_retries, never a larger [outbox.retry] value:
+                    # claim_batch stops claiming at retry_count == max_retries.
+                    row.mark_failed(error, base_delay_seconds=base_delay, max_retries=row.max_retries, now=now)
+                repo.add(row)
+
+    # -- commands ---------------------------------------------------------------
+
+    def _command_batch(self, report: RelayReport) -> None:
+        store = self.domain.event_store.store
+        for category in self.topology.command_categories():
+            name = _cursor_name(category)
+            if not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
+                continue  # nothing new: skip the locked round trip
+
+            def step(position: int, category: str = category) -> int:
+                rows = store._read(category, position=position + 1, no_of_messages=self.settings.relay_batch_size)
+                if not rows:
+                    return position
+                with self.celery.producer_or_acquire() as producer:
+                    for row in rows:
+                        message = self._command(row, category, report)
+                        if message is not None and message.metadata.domain.asynchronous:
+                            report.tasks += self.publish(message, category, producer)
+                            report.commands += 1
+                return int(rows[-1]["global_position"])
+
+            self.cursors.advance(name, step)
+
+    @staticmethod
+    def _command(row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
+        if row.get("type") == "SNAPSHOT":
+            return None
+        try:
+            return Message.deserialize(row)
+        except Exception as exc:  # never block the cursor behind one bad row
+            logger.error(
+                "relay: command at global position %s of %s cannot be decoded and was skipped: %s",
+                row.get("global_position"), category, exc,
+            )
+            report.failed += 1
+            return None
+
+    # -- publishing -------------------------------------------------------------
+
+    def publish(self, message: Message, category: str, producer: Any) -> int:
+        """Publish ``message`` to every handler task that takes it; return how many.
+
+        Raises:
+            RelayError: the broker refused the message.
+        """
+        message_type = message.metadata.headers.type
+        routes = self.topology.targets(category, message_type)
+        if not routes:
+            return 0
+        payload = encode(message)
+        key = message_key(message)
+        try:
+            for route in routes:
+                self.celery.send_task(
+                    route.task_name,
+                    args=(payload,),
+                    task_id=task_id(route.task_name, key),
+                    exchange=route.exchange,
+                    routing_key=category,
+                    declare=[route.queue],
+                    producer=producer,
+                    retry=True,
+                )
+        except Exception as exc:
+            raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
+        return len(routes)
+
+
+def _cursor_name(category: str) -> str:
+    return f"commands:{category}"

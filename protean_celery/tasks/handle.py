@@ -1,0 +1,105 @@
+"""Run one Protean message through one handler, synchronously.
+
+Protean's ``Engine.handle_message`` is an Engine-bound coroutine that swallows
+errors; this is the small sync equivalent a Celery task needs, and it re-raises
+so Celery can retry:
+
+decode (done by the caller) → ``domain_context(**metadata.extensions)`` →
+``g.message_in_context`` → skip expired commands → ``processing_priority`` →
+``Handler._handle`` (Unit of Work, version retry, process-manager correlation) →
+``handle_error`` on failure → re-raise.
+
+Process managers bypass Protean's ``@handle`` wrapper and so its retry on
+``ExpectedVersionError``; :func:`run_handler` retries that error for every
+handler kind, with fresh state on each attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from enum import Enum
+from typing import Any
+
+from protean.exceptions import ExpectedVersionError
+from protean.utils.eventing import Message
+from protean.utils.globals import g
+from protean.utils.processing import processing_priority
+
+from protean_celery.envelope import describe
+from protean_celery.errors import UnknownHandlerError
+from protean_celery.registry import HandlerSpec
+
+__all__ = ["Outcome", "run_handler"]
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(str, Enum):
+    """How a message ended in a handler task."""
+
+    HANDLED = "handled"
+    EXPIRED = "expired"
+
+
+def run_handler(domain: Any, spec: HandlerSpec, message: Message, *, version_retries: int = 5) -> Outcome:
+    """Handle ``message`` with the handler ``spec`` names, inside a fresh domain context.
+
+    Args:
+        domain: the initialised Protean domain.
+        spec: the handler (or command dispatcher) to run.
+        message: the decoded message.
+        version_retries: extra attempts on ``ExpectedVersionError``.
+
+    Returns:
+        ``HANDLED``, or ``EXPIRED`` for a command past its deadline (acked, never retried).
+
+    Raises:
+        UnknownHandlerError: a command type this dispatcher has no handler for.
+        Exception: whatever the handler raised, after ``handle_error`` was called.
+    """
+    message_type = message.metadata.headers.type
+    handler_cls = spec.handler_for(message_type)
+    if handler_cls is None:
+        raise UnknownHandlerError(
+            f"{spec.path} has no handler for {describe(message)}: register a command handler for "
+            f"{message_type} or stop sending it.",
+            message_type=message_type,
+            handler=spec.path,
+        )
+    extensions = dict(message.metadata.extensions or {})
+    with domain.domain_context(**extensions):
+        g.message_in_context = message
+        try:
+            if message.metadata.headers.is_expired():
+                logger.info("%s: skipped expired command %s", spec.name, describe(message))
+                return Outcome.EXPIRED
+            priority = getattr(message.metadata.domain, "priority", 0) or 0
+            with processing_priority(priority):
+                _invoke(handler_cls, message, version_retries)
+            return Outcome.HANDLED
+        except Exception as exc:
+            _handle_error(handler_cls, exc, message)
+            raise
+        finally:
+            g.pop("message_in_context", None)
+
+
+def _invoke(handler_cls: Any, message: Message, version_retries: int) -> None:
+    for attempt in range(version_retries + 1):
+        try:
+            handler_cls._handle(message)
+            return
+        except ExpectedVersionError:
+            if attempt >= version_retries:
+                raise
+            # Another worker moved the stream on: reload and try again, spread out.
+            time.sleep(min(0.01 * 2**attempt, 0.2) * (0.5 + random.random()))
+
+
+def _handle_error(handler_cls: Any, exc: Exception, message: Message) -> None:
+    try:
+        handler_cls.handle_error(exc, message)
+    except Exception:  # as Protean does: a failing error hook must not mask the error
+        logger.exception("%s.handle_error raised while handling %s", handler_cls.__name__, describe(message))

@@ -1,0 +1,151 @@
+"""Handler specs → Kombu exchanges, queues, bindings and task routes. Pure.
+
+Each handler task gets its own durable queue and its own topic exchange, both
+named after the task. The queue is bound to the exchange once per stream
+category the handler consumes, with the category verbatim as the binding key
+(``#`` for ``$all``). The relay publishes one task message per subscribed
+handler to that handler's exchange with ``routing_key = stream category``, so
+a message reaches exactly the handler it names, and ``protean topology`` shows
+which categories feed which handler. Nothing here opens a connection: Kombu
+entities are declarations until bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kombu import Exchange, Queue, binding
+
+from protean_celery import naming
+from protean_celery.errors import TopologyError
+from protean_celery.registry import HandlerKind, HandlerSpec
+
+__all__ = ["Route", "Topology", "build_topology"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One handler task with its queue and exchange."""
+
+    spec: HandlerSpec
+    task_name: str
+    exchange: Exchange
+    queue: Queue
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The declared shape of a domain on the broker.
+
+    Attributes:
+        domain: the domain's normalized name.
+        routes: one route per handler task.
+        relay_queue: the queue of the relay tasks.
+        relay_tasks: the relay task names (``outbox``, ``commands``).
+        known_types: every event and command type the domain registers.
+    """
+
+    domain: str
+    routes: tuple[Route, ...]
+    relay_queue: Queue
+    relay_tasks: dict[str, str]
+    known_types: frozenset[str]
+
+    @property
+    def queues(self) -> tuple[Queue, ...]:
+        """Every queue a worker consumes: handler queues, then the relay queue."""
+        return (*(route.queue for route in self.routes), self.relay_queue)
+
+    def route(self, task_name: str) -> Route:
+        """The route of ``task_name``; ``KeyError`` when unknown."""
+        for candidate in self.routes:
+            if candidate.task_name == task_name:
+                return candidate
+        raise KeyError(task_name)
+
+    def targets(self, category: str, message_type: str) -> tuple[Route, ...]:
+        """The handler tasks a message of ``category`` and ``message_type`` goes to.
+
+        A type the domain does not register (an old version an upcaster will
+        raise, say) goes to every handler of the category: the task decides.
+        """
+        known = message_type in self.known_types
+        return tuple(
+            route
+            for route in self.routes
+            if _consumes(route.spec, category) and (not known or route.spec.accepts(message_type))
+        )
+
+    def command_categories(self) -> tuple[str, ...]:
+        """The command stream categories the command relay reads."""
+        return tuple(
+            route.spec.categories[0]
+            for route in self.routes
+            if route.spec.kind is HandlerKind.COMMAND_DISPATCHER
+        )
+
+    def describe(self) -> str:
+        """A human-readable listing for ``celery -A app protean topology``."""
+        lines = [f"domain {self.domain}", ""]
+        for route in self.routes:
+            spec = route.spec
+            lines.append(f"task     {route.task_name}  [{spec.kind.value}] {spec.path}")
+            lines.append(f"  exchange {route.exchange.name} ({route.exchange.type}, durable)")
+            lines.append(f"  queue    {route.queue.name} (durable)")
+            for bound in route.queue.bindings:
+                lines.append(f"  binding  {bound.routing_key}")
+            types = sorted(spec.message_types) or ["<any>"]
+            lines.append(f"  handles  {', '.join(types)}")
+        lines.append(f"relay    queue {self.relay_queue.name}")
+        for what, name in sorted(self.relay_tasks.items()):
+            lines.append(f"  task     {name}")
+        return "\n".join(lines)
+
+
+def build_topology(
+    domain_name: str,
+    specs: Iterable[HandlerSpec],
+    *,
+    prefix: str = "protean",
+    known_types: Iterable[str] = (),
+) -> Topology:
+    """Build the topology of ``specs``.
+
+    Raises:
+        TopologyError: two handlers map to one task name, or a category cannot
+            be a routing key.
+    """
+    routes: list[Route] = []
+    owners: dict[str, str] = {}
+    for spec in specs:
+        name = _task_name(prefix, domain_name, spec)
+        if name in owners:
+            raise TopologyError(
+                f"{owners[name]} and {spec.path} both map to task {name!r}: rename one of the "
+                "classes (task names are protean.<domain>.<HandlerClass> so Flower shows each)."
+            )
+        owners[name] = spec.path
+        exchange = Exchange(name, type="topic", durable=True)
+        bindings = [binding(exchange, routing_key=naming.binding_key(cat)) for cat in spec.categories]
+        queue = Queue(name, exchange=exchange, bindings=bindings, durable=True)
+        routes.append(Route(spec=spec, task_name=name, exchange=exchange, queue=queue))
+    relay_queue = Queue(naming.relay_queue_name(prefix, domain_name), durable=True)
+    relay_tasks = {what: naming.relay_task_name(prefix, domain_name, what) for what in ("outbox", "commands")}
+    return Topology(
+        domain=domain_name,
+        routes=tuple(routes),
+        relay_queue=relay_queue,
+        relay_tasks=relay_tasks,
+        known_types=frozenset(known_types),
+    )
+
+
+def _task_name(prefix: str, domain_name: str, spec: HandlerSpec) -> str:
+    if spec.kind is HandlerKind.COMMAND_DISPATCHER:
+        return naming.command_task_name(prefix, domain_name, spec.name)
+    return naming.task_name(prefix, domain_name, spec.name)
+
+
+def _consumes(spec: HandlerSpec, category: str) -> bool:
+    return category in spec.categories or naming.ALL_STREAMS in spec.categories
