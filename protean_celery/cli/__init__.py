@@ -1,0 +1,42 @@
+"""``celery -A app protean …``: registered through the ``celery.commands`` entry point.
+
+Sub-commands: ``topology``, ``check``, ``db setup|setup-outbox|drop|truncate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from protean_celery.cli.db import db
+from protean_celery.cli.inspect import check, topology
+
+__all__ = ["protean", "app_of"]
+
+
+@click.group(name="protean")
+@click.pass_context
+def protean(ctx: click.Context) -> None:
+    """Protean domain tooling for this Celery app."""
+
+
+def app_of(ctx: click.Context) -> Any:
+    """The ``ProteanCelery`` app Celery loaded with ``-A``.
+
+    Raises:
+        click.UsageError: ``-A`` did not name a ProteanCelery app.
+    """
+    from protean_celery.app import ProteanCelery
+
+    app = getattr(ctx.find_root().obj, "app", None)
+    if not isinstance(app, ProteanCelery):
+        raise click.UsageError(
+            "celery -A must name a ProteanCelery app, e.g. celery -A workers.orders.app protean topology"
+        )
+    return app
+
+
+protean.add_command(topology)
+protean.add_command(check)
+protean.add_command(db)

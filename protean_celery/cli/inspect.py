@@ -1,0 +1,101 @@
+"""``celery -A app protean topology`` and ``… protean check``."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["topology", "check", "problems"]
+
+#: Celery settings the delivery guarantees rely on, and why.
+GUARANTEES: dict[str, tuple[Any, str]] = {
+    "task_acks_late": (True, "a worker killed mid-task would lose the message"),
+    "task_reject_on_worker_lost": (True, "a child killed mid-task would lose the message"),
+    "worker_prefetch_multiplier": (1, "prefetched messages wait behind long handlers"),
+    "task_serializer": ("json", "payloads must be JSON, never pickle"),
+}
+
+
+@click.command()
+@click.pass_context
+def topology(ctx: click.Context) -> None:
+    """Print exchanges, queues, bindings and tasks."""
+    from protean_celery.cli import app_of
+
+    click.echo(app_of(ctx).topology.describe())
+
+
+@click.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate configuration and topology; exit 1 on any problem."""
+    from protean_celery.cli import app_of
+
+    app = app_of(ctx)
+    found = problems(app)
+    for line in found:
+        click.echo(f"PROBLEM  {line}")
+    routes = len(app.topology.routes)
+    if found:
+        click.echo(f"{len(found)} problem(s); {routes} handler tasks.")
+        sys.exit(1)
+    click.echo(f"OK: {routes} handler tasks, broker configured, guarantees in force.")
+
+
+def problems(app: Any) -> list[str]:
+    """Everything wrong with ``app``'s configuration, as sentences that say what to fix."""
+    from protean_celery.app import require_broker
+    from protean_celery.errors import ConfigurationError
+
+    found: list[str] = []
+    try:
+        require_broker(app)
+    except ConfigurationError as exc:
+        found.append(str(exc))
+    conf = app.conf
+    for key, (wanted, why) in GUARANTEES.items():
+        if conf.get(key) != wanted:
+            found.append(f"Celery setting {key} = {conf.get(key)!r} weakens a guarantee ({why}): set it to {wanted!r}.")
+    if "pickle" in (conf.get("accept_content") or []):
+        found.append("accept_content allows pickle: task payloads must be JSON only.")
+    found.extend(_domain_problems(app.domain))
+    found.extend(_toml_problems(app.domain))
+    return found
+
+
+def _domain_problems(domain: Any) -> list[str]:
+    config = domain.config
+    found = []
+    for name, conn in (config.get("databases") or {}).items():
+        if name == "default" and conn.get("provider") == "memory":
+            found.append(
+                "[databases.default] uses the memory provider, which prefork children do not share: use sqlite or postgresql."
+            )
+    if (config.get("event_store") or {}).get("provider") == "memory":
+        found.append(
+            "[event_store] uses the memory store, which prefork children do not share: "
+            'set provider = "sqlalchemy" (or "message_db") and a database_uri.'
+        )
+    if not domain.has_outbox:
+        found.append("The outbox is off: set enable_outbox = true so handler events reach Celery.")
+    return found
+
+
+def _toml_problems(domain: Any) -> list[str]:
+    root = Path(getattr(domain, "root_path", ".") or ".")
+    for folder in (root, *list(root.parents)[:2]):
+        for name in (".domain.toml", "domain.toml"):
+            path = folder / name
+            if path.is_file():
+                try:
+                    data = tomllib.loads(path.read_text())
+                except tomllib.TOMLDecodeError as exc:
+                    return [f"{path}: not valid TOML ({exc})."]
+                if "celery" in data:
+                    return [f"{path}: Protean ignores a top-level [celery] table: move it to [custom.celery]."]
+                return []
+    return []

@@ -1,0 +1,52 @@
+import pytest
+
+from protean_celery.errors import ConfigurationError
+from protean_celery.settings import MIN_RELAY_INTERVAL, HandlerOptions, load_settings
+
+OUTBOX = {"outbox": {"tick_interval": 0.01, "messages_per_tick": 25}}
+
+
+def test_defaults_follow_the_outbox_table_with_the_interval_floored():
+    settings = load_settings(OUTBOX)
+    assert settings.relay_batch_size == 25
+    assert settings.relay_interval == MIN_RELAY_INTERVAL
+    assert settings.nudge is True
+    assert settings.handler_defaults == HandlerOptions()
+
+
+def test_custom_celery_table_then_overrides_win():
+    config = {**OUTBOX, "custom": {"celery": {"relay_interval": 5, "max_retries": 7, "nudge": False}}}
+    settings = load_settings(config, {"relay_interval": 2.5})
+    assert settings.relay_interval == 2.5
+    assert settings.nudge is False
+    assert settings.handler_defaults.max_retries == 7
+
+
+def test_per_handler_options_inherit_the_defaults():
+    config = {"custom": {"celery": {"retry_delay_seconds": 3, "handlers": {"Fulfilment": {"max_retries": 9}}}}}
+    settings = load_settings(config)
+    assert settings.for_handler("Fulfilment") == HandlerOptions(max_retries=9, retry_delay_seconds=3.0)
+    assert settings.for_handler("Other").retry_delay_seconds == 3.0
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ({"relay_intervall": 1}, "relay_intervall"),
+        ({"relay_interval": "soon"}, "relay_interval must be a float"),
+        ({"relay_interval": 0}, "must be positive"),
+        ({"visibility_timeout": 10}, "above your longest handler"),
+        ({"queue_prefix": "a.b"}, "queue_prefix"),
+        ({"handlers": {"X": {"max_retrys": 1}}}, "[custom.celery.handlers.X]"),
+        ({"handlers": {"X": {"max_retries": -1}}}, "zero or positive"),
+    ],
+)
+def test_bad_settings_name_what_to_fix(table, words):
+    with pytest.raises(ConfigurationError) as info:
+        load_settings({"custom": {"celery": table}})
+    assert words in str(info.value)
+
+
+def test_a_top_level_celery_table_is_reported():
+    with pytest.raises(ConfigurationError, match=r"move it to \[custom.celery\]"):
+        load_settings({"celery": {"broker_url": "redis://"}})
