@@ -57,6 +57,12 @@ class Topology:
         """Every queue a worker consumes: handler queues, then the relay queue."""
         return (*(route.queue for route in self.routes), self.relay_queue)
 
+    def task_routes(self) -> dict[str, dict[str, str]]:
+        """Celery's ``task_routes``: every task to its own queue."""
+        routes = {route.task_name: {"queue": route.queue.name} for route in self.routes}
+        routes.update({name: {"queue": self.relay_queue.name} for name in self.relay_tasks.values()})
+        return routes
+
     def route(self, task_name: str) -> Route:
         """The route of ``task_name``; ``KeyError`` when unknown."""
         for candidate in self.routes:
@@ -128,9 +134,14 @@ def build_topology(
         owners[name] = spec.path
         exchange = Exchange(name, type="topic", durable=True)
         bindings = [binding(exchange, routing_key=naming.binding_key(cat)) for cat in spec.categories]
-        queue = Queue(name, exchange=exchange, bindings=bindings, durable=True)
+        # The queue's own exchange and key are set so Celery never gives it its
+        # default exchange; re-declaring the first binding is a no-op.
+        queue = Queue(
+            name, exchange=exchange, routing_key=bindings[0].routing_key, bindings=bindings, durable=True
+        )
         routes.append(Route(spec=spec, task_name=name, exchange=exchange, queue=queue))
-    relay_queue = Queue(naming.relay_queue_name(prefix, domain_name), durable=True)
+    relay_name = naming.relay_queue_name(prefix, domain_name)
+    relay_queue = Queue(relay_name, exchange=Exchange(relay_name, type="direct"), routing_key=relay_name, durable=True)
     relay_tasks = {what: naming.relay_task_name(prefix, domain_name, what) for what in ("outbox", "commands")}
     return Topology(
         domain=domain_name,

@@ -48,9 +48,8 @@ def register_tasks(celery: Any, runtime: Runtime) -> None:
     """Register the handler tasks and the relay tasks of ``runtime`` on ``celery``."""
     for route in runtime.topology.routes:
         _register_handler(celery, runtime, route)
-    relay_queue = runtime.topology.relay_queue.name
     for what, name in runtime.topology.relay_tasks.items():
-        _register_relay(celery, runtime, name, what, relay_queue)
+        _register_relay(celery, runtime, name, what)
 
 
 def _register_handler(celery: Any, runtime: Runtime, route: Route) -> None:
@@ -62,15 +61,15 @@ def _register_handler(celery: Any, runtime: Runtime, route: Route) -> None:
     celery.task(
         name=route.task_name,
         bind=True,
-        queue=route.queue.name,
         acks_late=True,
         reject_on_worker_lost=True,
         ignore_result=True,
         typing=False,
+        shared=False,
     )(body)
 
 
-def _register_relay(celery: Any, runtime: Runtime, name: str, what: str, queue: str) -> None:
+def _register_relay(celery: Any, runtime: Runtime, name: str, what: str) -> None:
     def relay(provider: str | None = None) -> dict[str, int]:
         report = runtime.relay.run(
             providers=[provider] if provider else None, events=what == "outbox", commands=what == "commands"
@@ -78,7 +77,7 @@ def _register_relay(celery: Any, runtime: Runtime, name: str, what: str, queue: 
         return {"events": report.events, "commands": report.commands, "tasks": report.tasks, "failed": report.failed}
 
     relay.__name__ = f"relay_{what}"
-    celery.task(name=name, queue=queue, ignore_result=True, acks_late=False)(relay)
+    celery.task(name=name, ignore_result=True, acks_late=False, shared=False)(relay)
 
 
 def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:

@@ -1,0 +1,24 @@
+"""Unit fixtures: the shop domain on memory adapters and Kombu's memory transport."""
+
+import pytest
+
+from protean_celery import ProteanCelery
+from protean_celery.outbox.cursor import MemoryCursorStore
+from tests.support.shop import SENT, build_domain
+
+
+@pytest.fixture
+def shop_app():
+    domain = build_domain()
+    domain.init(traverse=False)
+    SENT.clear()
+    app = ProteanCelery(domain, config={"broker_url": "memory://"}, cursors=MemoryCursorStore(), nudge=False)
+    with app.connection_for_write() as conn:
+        for queue in app.topology.queues:
+            queue.bind(conn.default_channel).declare()
+            queue.bind(conn.default_channel).purge()
+    yield app
+    with domain.domain_context():
+        domain.event_store.store._data_reset()
+        for name in domain.providers:
+            domain.providers[name]._data_reset()

@@ -1,0 +1,123 @@
+"""The handler task body: outcomes and the failure table."""
+
+import pytest
+from celery.exceptions import Reject, Retry
+
+from protean_celery.envelope import encode
+from protean_celery.testing.drain import DrainError, drain
+from tests.support.shop import SENT, Order, PlaceOrder
+
+TASK = "protean.shop.commands.Order"
+
+
+def _command(app, order_id="o1"):
+    with app.domain.domain_context():
+        app.domain.process(PlaceOrder(order_id=order_id))
+        return app.domain.event_store.store.read("shop::order:command")[-1]
+
+
+def test_a_command_task_runs_its_handler(shop_app):
+    message = _command(shop_app)
+    assert shop_app.tasks[TASK].apply(args=(encode(message),)).get() == "handled"
+    with shop_app.domain.domain_context():
+        assert shop_app.domain.repository_for(Order).get("o1").status == "placed"
+
+
+def test_a_payload_that_is_not_a_message_is_rejected_without_requeue(shop_app):
+    with pytest.raises(Reject) as info:
+        shop_app.tasks[TASK].run({"hello": "world"})
+    assert info.value.requeue is False
+    assert "not a Protean message" in str(info.value.reason)
+
+
+def test_a_tampered_payload_is_rejected(shop_app):
+    payload = encode(_command(shop_app))
+    payload["data"]["order_id"] = "o666"
+    with pytest.raises(Reject):
+        shop_app.tasks[TASK].run(payload)
+
+
+def test_a_command_nobody_handles_is_rejected(shop_app):
+    payload = encode(_command(shop_app))
+    payload["metadata"]["headers"]["type"] = "Shop.Unknown.v1"
+    with pytest.raises(Reject) as info:
+        shop_app.tasks[TASK].run(payload)
+    assert "has no handler for Shop.Unknown.v1" in str(info.value.reason)
+
+
+def test_an_expired_command_is_skipped(shop_app):
+    payload = encode(_command(shop_app))
+    payload["metadata"]["headers"]["deadline"] = "2000-01-01T00:00:00+00:00"
+    assert shop_app.tasks[TASK].apply(args=(payload,)).get() == "expired"
+
+
+class _FakeTask:
+    """Stands in for a bound Celery task: a request with a retry count."""
+
+    def __init__(self, retries):
+        self.request = type("Request", (), {"id": "t1", "retries": retries})()
+        self.retried_with = None
+
+    def retry(self, exc, countdown, max_retries):
+        self.retried_with = (countdown, max_retries)
+        return Retry(exc=exc, when=countdown)
+
+
+@pytest.fixture
+def failing_place(monkeypatch):
+    from tests.support.shop import OrderCommands
+
+    errors = []
+
+    def fail(self, command):
+        raise RuntimeError("warehouse offline")
+
+    monkeypatch.setitem(OrderCommands._handlers, "Shop.PlaceOrder.v1", {fail})
+    monkeypatch.setattr(OrderCommands, "handle_error", classmethod(lambda cls, exc, msg: errors.append(str(exc))))
+    return errors
+
+
+def test_a_failing_handler_is_retried_with_backoff(shop_app, failing_place):
+    from protean_celery.tasks import execute
+
+    task = _FakeTask(retries=1)
+    with pytest.raises(Retry):
+        execute(task, shop_app.runtime, shop_app.topology.route(TASK), encode(_command(shop_app)))
+    countdown, max_retries = task.retried_with
+    assert 1.5 <= countdown <= 2.5  # 1 s base, doubled once, +-25% jitter
+    assert max_retries == 3
+    assert failing_place == ["warehouse offline"]  # handle_error ran, as Protean calls it
+
+
+def test_an_exhausted_handler_raises_its_error(shop_app, failing_place):
+    from protean_celery.tasks import execute
+
+    with pytest.raises(RuntimeError, match="warehouse offline"):
+        execute(_FakeTask(retries=3), shop_app.runtime, shop_app.topology.route(TASK), encode(_command(shop_app)))
+
+
+def test_drain_runs_fifty_sagas_to_the_end(shop_app):
+    for number in range(50):
+        _command(shop_app, f"o{number}")
+    report = drain(shop_app)
+    assert report.satisfied
+    assert sorted(SENT) == sorted(f"o{n}" for n in range(50))
+    with shop_app.domain.domain_context():
+        repo = shop_app.domain.repository_for(Order)
+        assert {repo.get(f"o{n}").status for n in range(50)} == {"shipped"}
+
+
+def test_drain_names_the_failing_handler(shop_app, monkeypatch):
+    from tests.support.shop import Notifier
+
+    def fail(self, event):
+        raise RuntimeError("courier down")
+
+    monkeypatch.setitem(Notifier._handlers, "Shop.OrderShipped.v1", {fail})
+    _command(shop_app)
+    with pytest.raises(DrainError) as info:
+        drain(shop_app)
+    failure = info.value.failure
+    assert failure.task == "protean.shop.Notifier"
+    assert failure.message_type == "Shop.OrderShipped.v1"
+    assert "courier down" in str(info.value)
