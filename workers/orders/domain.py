@@ -335,7 +335,10 @@ class InventoryCommandHandler:
     @handle(ReleaseInventory)
     def release(self, command: ReleaseInventory) -> None:
         inventory = _find(Inventory, command.order_id)
-        if inventory is not None and inventory.status == "RESERVED":
+        if (
+            inventory is not None
+            and inventory.status == ReservationStatus.RESERVED.value
+        ):
             inventory.release()
             _save(inventory)
 
