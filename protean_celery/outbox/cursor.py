@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, create_engine, event, select
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+
+from protean_celery.sql import make_engine
 
 __all__ = ["CursorStore", "SQLCursorStore", "MemoryCursorStore", "cursors_table"]
 
@@ -49,8 +51,9 @@ class SQLCursorStore:
     """Cursors in a SQL table (SQLite or PostgreSQL)."""
 
     def __init__(self, database_uri: str) -> None:
-        self.engine: Engine = _engine(database_uri)
+        self.engine: Engine = make_engine(database_uri, "[custom.celery] state_database_uri", pool_size=2, max_overflow=2)
         self._ready = False
+        self._rows: set[str] = set()
 
     def setup(self) -> None:
         """Create the cursor table (idempotent)."""
@@ -66,6 +69,7 @@ class SQLCursorStore:
         """Forget every cursor."""
         with self.engine.begin() as conn:
             conn.execute(cursors_table.delete())
+        self._rows.clear()
 
     def dispose(self, close: bool = True) -> None:
         """Drop pooled connections (``close=False`` in a forked child)."""
@@ -82,7 +86,7 @@ class SQLCursorStore:
         if not self._ready:
             self.setup()
         self._ensure_row(name)
-        with self.engine.connect() as conn, conn.begin():
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
             current = self._locked_position(conn, name)
             new = step(current)
             if new != current:
@@ -92,15 +96,17 @@ class SQLCursorStore:
         return new
 
     def _ensure_row(self, name: str) -> None:
+        if name in self._rows:
+            return
         with self.engine.connect() as conn:
             exists = conn.execute(select(cursors_table.c.name).where(cursors_table.c.name == name)).first()
-            if exists:
-                return
-            try:
-                with conn.begin():
+            if not exists:
+                try:
                     conn.execute(cursors_table.insert().values(name=name, position=-1))
-            except IntegrityError:
-                pass  # another relay created it first
+                    conn.commit()
+                except IntegrityError:
+                    conn.rollback()  # another relay created it first
+        self._rows.add(name)
 
     def _locked_position(self, conn: Connection, name: str) -> int:
         query = select(cursors_table.c.position).where(cursors_table.c.name == name)
@@ -124,25 +130,4 @@ class MemoryCursorStore:
             new = step(self._positions.get(name, -1))
             self._positions[name] = new
             return new
-
-
-def _engine(database_uri: str) -> Engine:
-    if database_uri.startswith("sqlite"):
-        engine = create_engine(database_uri, connect_args={"timeout": 30})
-        _begin_immediate(engine)
-        return engine
-    return create_engine(database_uri, pool_pre_ping=True, pool_size=2, max_overflow=2)
-
-
-def _begin_immediate(engine: Engine) -> None:
-    # pysqlite's own transaction handling defers BEGIN; take the write lock up
-    # front so the cursor row is ours from read to update (SQLAlchemy recipe).
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 

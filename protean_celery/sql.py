@@ -1,0 +1,60 @@
+"""SQLAlchemy engines for protean-celery's own tables (I/O).
+
+SQLite engines run in WAL mode with a 30 s busy timeout and emit their own
+``BEGIN``: a plain ``BEGIN`` for reads, ``BEGIN IMMEDIATE`` (the database write
+lock, taken up front) when a connection asks for ``execution_options(immediate=True)``.
+That is how two processes appending to one SQLite store serialise instead of
+failing half-way. Errors never show a password.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from protean_celery.errors import ConfigurationError
+
+__all__ = ["make_engine", "safe_url", "parse_url"]
+
+
+def parse_url(uri: str, where: str) -> URL:
+    """Parse ``uri`` or raise a ``ConfigurationError`` naming the setting ``where``."""
+    try:
+        return make_url(uri)
+    except Exception:
+        raise ConfigurationError(
+            f"{where} is not a database URI SQLAlchemy understands "
+            "(e.g. sqlite:///path/events.db or postgresql://user@host/db)."
+        ) from None
+
+
+def safe_url(url: URL | str) -> str:
+    """``url`` with its password hidden, for messages and logs."""
+    parsed = url if isinstance(url, URL) else make_url(url)
+    return parsed.render_as_string(hide_password=True)
+
+
+def make_engine(uri: str, where: str, **pool: Any) -> Engine:
+    """An engine for ``uri`` (see the module docstring for SQLite's handling)."""
+    url = parse_url(uri, where)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+        _sqlite_transactions(engine)
+        return engine
+    options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, **pool}
+    return create_engine(url, **options)
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
