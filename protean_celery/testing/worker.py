@@ -42,12 +42,13 @@ class CeleryProcess:
         args: Sequence[str],
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.app = app
         self.args = list(args)
         self.env = {**os.environ, **(env or {})}
         self.cwd = str(cwd) if cwd else None
-        self.log_path = Path(tempfile.mkstemp(prefix="celery-", suffix=".log")[1])
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="celery-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -149,10 +150,11 @@ class WorkerProcess(CeleryProcess):
         cwd: str | os.PathLike[str] | None = None,
         name: str = "worker@%h",
         extra: Sequence[str] = (),
+        log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         args = ["worker", "-P", "prefork", "-c", str(concurrency), "-n", name, "-l", "info",
                 "--without-gossip", "--without-mingle", *extra]
-        super().__init__(app, args, env=env, cwd=cwd)
+        super().__init__(app, args, env=env, cwd=cwd, log_path=log_path)
 
     def children(self) -> list[int]:
         """The pids of the pool's child processes."""
@@ -173,11 +175,15 @@ class BeatProcess(CeleryProcess):
     ready_text = "beat: Starting"
 
     def __init__(
-        self, app: str, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+        self,
+        app: str,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         state = Path(tempfile.mkdtemp(prefix="celery-beat-"))
         args = ["beat", "-l", "info", "-s", str(state / "schedule"), "--pidfile", str(state / "beat.pid")]
-        super().__init__(app, args, env=env, cwd=cwd)
+        super().__init__(app, args, env=env, cwd=cwd, log_path=log_path)
 
 
 def children_of(pid: int) -> list[int]:

