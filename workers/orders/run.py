@@ -92,6 +92,9 @@ def _place(app: Any, count: int, decline_rate: float) -> dict[str, bool]:
 
 
 def _wait(app: Any, placed: dict[str, bool], timeout: float) -> int:
+    """Wait until every saga ended and nothing is left to relay or handle."""
+    from protean_celery.backlog import backlog
+
     deadline = time.monotonic() + timeout
     last = -1
     while time.monotonic() < deadline:
@@ -99,13 +102,10 @@ def _wait(app: Any, placed: dict[str, bool], timeout: float) -> int:
         if done != last:
             print(f"  {done}/{len(placed)} sagas ended", flush=True)
             last = done
-        if done >= len(placed):
+        if done >= len(placed) and backlog(app).quiescent:
             return done
         time.sleep(0.5)
-    print(
-        f"timed out after {timeout}s with {last}/{len(placed)} sagas ended",
-        file=sys.stderr,
-    )
+    print(f"timed out after {timeout}s with {last}/{len(placed)} sagas ended; {backlog(app)}", file=sys.stderr)
     return last
 
 

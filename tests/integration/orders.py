@@ -1,0 +1,49 @@
+"""Run the orders example as a user would and read back what it left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Run:
+    """One ``python -m workers.orders.run`` and its state."""
+
+    output: str
+    returncode: int
+    state: Path
+
+    def figure(self, label: str) -> int:
+        match = re.search(rf"^{label}\s+(\d+)", self.output, re.M)
+        assert match, f"{label!r} missing from:\n{self.output}"
+        return int(match.group(1))
+
+
+def run_orders(state: Path, orders: int, broker: str | None = None, env: dict[str, str] | None = None,
+               timeout: float = 600) -> Run:
+    command = [sys.executable, "-m", "workers.orders.run", "--orders", str(orders), "--state", str(state)]
+    if broker:
+        command += ["--broker", broker]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,
+                            text=True, timeout=timeout)
+    return Run(result.stdout + result.stderr, result.returncode, state)
+
+
+def succeeded_task_ids(log: str, prefix: str) -> Counter[str]:
+    """How often each task id of tasks named ``prefix…`` succeeded in a worker log."""
+    return Counter(re.findall(rf"Task {re.escape(prefix)}[\w.]*\[([0-9a-f-]+)\] succeeded", log))
+
+
+def rows(engine: sa.Engine, query: str, **params: object) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(query), params))
