@@ -20,6 +20,7 @@ from protean_celery.outbox import Relay, beat_entries
 from protean_celery.outbox.cursor import CursorStore, SQLCursorStore
 from protean_celery.registry import read_handlers
 from protean_celery.settings import CelerySettings, load_settings
+from protean_celery.sql import tune_sqlite
 from protean_celery.tasks import register_tasks
 from protean_celery.topology import Topology, build_topology
 
@@ -42,13 +43,30 @@ class Runtime:
         )
         self.cursors = cursors
         self.relay = Relay(celery, domain, self.topology, settings, cursors)
+        # Appends to these categories never create outbox rows: commands and
+        # process-manager transitions.
+        self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
+        tune_sqlite(domain)
 
     def nudge(self) -> None:
-        """Relay what a handler just committed; a failure only delays it to the next tick."""
+        """Relay what this process just committed; a failure only delays it to the next tick.
+
+        With the SQL event store the nudge knows which categories were appended
+        to, so a handler that produced nothing (a projector, say) costs no query.
+        """
         if not self.settings.nudge:
             return
+        store = self.domain.event_store.store
+        touched = store.take_touched() if hasattr(store, "take_touched") else None
+        if touched is not None:
+            commands = [c for c in self.topology.command_categories() if c in touched]
+            events = any(c not in self._quiet for c in touched)
+            if not commands and not events:
+                return
+        else:
+            commands, events = True, True  # type: ignore[assignment]
         try:
-            self.relay.run(max_batches=2)
+            self.relay.run(events=events, commands=commands, max_batches=2)
         except Exception as exc:  # beat's next tick relays it; never fail the handled task
             logger.warning("relay nudge failed, the next beat tick will relay: %r", exc)
 
@@ -193,6 +211,10 @@ def _outbox_providers(domain: Any) -> list[str]:
     from protean.utils.outbox import _outbox_provider_names
 
     return list(_outbox_provider_names(domain)) if domain.has_outbox else []
+
+
+def _transition_categories(domain: Any) -> set[str]:
+    return {str(record.cls.meta_.stream_category) for record in domain.registry.process_managers.values()}
 
 
 def _known_types(domain: Any) -> set[str]:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from protean_celery.errors import ConfigurationError
 
-__all__ = ["make_engine", "safe_url", "parse_url"]
+__all__ = ["make_engine", "safe_url", "parse_url", "tune_sqlite"]
 
 
 def parse_url(uri: str, where: str) -> URL:
@@ -58,3 +58,28 @@ def _sqlite_transactions(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def tune_sqlite(domain: Any) -> None:
+    """WAL mode, ``synchronous=NORMAL`` and a 30 s busy timeout on the domain's SQLite databases.
+
+    Protean's SQLite provider opens files in rollback-journal mode with a 5 s
+    timeout, where concurrent prefork children fail with "database is locked".
+    Hooks the providers' engines (a SQLAlchemy event, no Protean code changed)
+    and drops their pooled connections so every new one is tuned.
+    """
+    for name in domain.providers:
+        engine = getattr(domain.providers[name], "_engine", None)
+        if engine is None or engine.dialect.name != "sqlite" or getattr(engine, "_protean_celery_tuned", False):
+            continue
+        event.listen(engine, "connect", _pragmas)
+        engine._protean_celery_tuned = True
+        engine.dispose()
+
+
+def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

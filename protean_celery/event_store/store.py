@@ -60,6 +60,12 @@ class SQLEventStore(BaseEventStore):
         pool = {k: int(conn_info[k]) for k in ("pool_size", "max_overflow") if k in conn_info}
         self.engine: Engine = make_engine(str(uri), "[event_store] database_uri", **pool)
         self._postgres = self.engine.dialect.name == "postgresql"
+        self._touched: set[str] = set()
+
+    def take_touched(self) -> set[str]:
+        """Categories this process appended to since the last call (for relay nudges)."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     # -- administration ---------------------------------------------------------
 
@@ -102,7 +108,9 @@ class SQLEventStore(BaseEventStore):
             try:
                 with self._errors(), self.engine.connect().execution_options(immediate=True) as conn:
                     with conn.begin():
-                        return self._insert(conn, stream_name, message_type, data, metadata, expected_version)
+                        position = self._insert(conn, stream_name, message_type, data, metadata, expected_version)
+                self._touched.add(category_of(stream_name))
+                return position
             except IntegrityError:
                 # Another writer took the position first (only possible without a lock).
                 if expected_version is not None:

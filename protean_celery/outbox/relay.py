@@ -78,7 +78,7 @@ class Relay:
         *,
         providers: list[str] | None = None,
         events: bool = True,
-        commands: bool = True,
+        commands: bool | list[str] = True,
         max_batches: int | None = None,
     ) -> RelayReport:
         """Relay until nothing is pending or ``max_batches`` round trips were made.
@@ -86,7 +86,7 @@ class Relay:
         Args:
             providers: the outbox providers to relay (default: every one).
             events: relay outbox rows.
-            commands: relay commands from the event store.
+            commands: relay commands from the event store: all categories, or the listed ones.
             max_batches: round trips at most (default ``relay_max_batches``).
         """
         report = RelayReport()
@@ -98,7 +98,7 @@ class Relay:
                 if events:
                     self._outbox_batch(chosen, report)
                 if commands:
-                    self._command_batch(report)
+                    self._command_batch(report, None if commands is True else commands)
                 if report.moved == moved:
                     break
         return report
@@ -164,9 +164,9 @@ class Relay:
 
     # -- commands ---------------------------------------------------------------
 
-    def _command_batch(self, report: RelayReport) -> None:
+    def _command_batch(self, report: RelayReport, categories: list[str] | None) -> None:
         store = self.domain.event_store.store
-        for category in self.topology.command_categories():
+        for category in categories if categories is not None else self.topology.command_categories():
             name = _cursor_name(category)
             if not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
                 continue  # nothing new: skip the locked round trip
