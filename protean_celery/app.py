@@ -22,6 +22,7 @@ from protean_celery.registry import read_handlers
 from protean_celery.settings import CelerySettings, load_settings
 from protean_celery.sql import tune_sqlite
 from protean_celery.tasks import register_tasks
+from protean_celery.tasks.serial import SerialLock
 from protean_celery.topology import Topology, build_topology
 
 __all__ = ["ProteanCelery", "Runtime", "guarantee_defaults"]
@@ -46,6 +47,7 @@ class Runtime:
         # Appends to these categories never create outbox rows: commands and
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
+        self.serial = SerialLock(getattr(cursors, "engine", None))
         tune_sqlite(domain)
 
     def nudge(self) -> None:

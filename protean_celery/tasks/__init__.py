@@ -30,6 +30,7 @@ from celery.exceptions import Reject
 
 from protean_celery.envelope import decode, describe
 from protean_celery.errors import DecodeError, UnknownHandlerError
+from protean_celery.registry import HandlerKind
 from protean_celery.tasks.handle import Outcome, run_handler
 from protean_celery.topology import Route
 
@@ -80,6 +81,13 @@ def _register_relay(celery: Any, runtime: Runtime, name: str, what: str) -> None
     celery.task(name=name, ignore_result=True, acks_late=False, shared=False)(relay)
 
 
+def _serial_key(route: Route, message: Any) -> str | None:
+    if route.spec.kind not in (HandlerKind.PROJECTOR, HandlerKind.PROCESS_MANAGER):
+        return None
+    correlation = getattr(message.metadata.domain, "correlation_id", None)
+    return f"{route.spec.path}|{correlation}" if correlation else None
+
+
 def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
     """The body of every handler task (see the module docstring for the failure table)."""
     request_id = getattr(task.request, "id", None)
@@ -90,7 +98,8 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         raise Reject(str(exc), requeue=False) from exc
     options = runtime.settings.for_handler(route.spec.name)
     try:
-        outcome = run_handler(runtime.domain, route.spec, message, version_retries=options.version_retries)
+        with runtime.serial.hold(_serial_key(route, message)):
+            outcome = run_handler(runtime.domain, route.spec, message, version_retries=options.version_retries)
     except UnknownHandlerError as exc:
         logger.error("%s: task %s rejected: %s", route.task_name, request_id, exc)
         raise Reject(str(exc), requeue=False) from exc
