@@ -30,8 +30,9 @@ class Run:
 
 
 def run_orders(state: Path, orders: int, broker: str | None = None, env: dict[str, str] | None = None,
-               timeout: float = 600) -> Run:
-    command = [sys.executable, "-m", "workers.orders.run", "--orders", str(orders), "--state", str(state)]
+               timeout: float = 600, extra: list[str] | None = None) -> Run:
+    command = [sys.executable, "-m", "workers.orders.run", "--orders", str(orders), "--state", str(state),
+               *(extra or [])]
     if broker:
         command += ["--broker", broker]
     result = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,

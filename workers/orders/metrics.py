@@ -24,6 +24,7 @@ class SagaFigures:
     sagas_per_second: float
     p50_ms: float
     p95_ms: float
+    span_seconds: float = 0.0
 
 
 def saga_figures(domain: Any) -> SagaFigures:
@@ -59,6 +60,7 @@ def saga_figures(domain: Any) -> SagaFigures:
         sagas_per_second=len(ends) / span if span > 0 else 0.0,
         p50_ms=_percentile(latencies, 50),
         p95_ms=_percentile(latencies, 95),
+        span_seconds=span,
     )
 
 

@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         worker.start()
         beat.start()
         print(f"worker -c {args.concurrency} and beat started; placing {args.orders} orders")
-        placed = _place(app, args.orders, args.decline_rate)
+        placed = _place(app, args.orders, args.decline_rate, args.rate)
         ended = _wait(app, placed, args.timeout)
-        _report(app, placed)
+        _report(app, placed, state / "worker.log")
         return 0 if ended == len(placed) else 1
     finally:
         beat.stop()
@@ -66,10 +66,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state", default=".state/run", help="state directory, wiped first (.state/run)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sagas (300)")
     parser.add_argument("--broker", help="use this broker URL instead of starting the embedded Redis")
+    parser.add_argument("--rate", type=float, default=0, help="orders per second (default 0: all at once)")
     return parser.parse_args(argv)
 
 
-def _place(app: Any, count: int, decline_rate: float) -> dict[str, bool]:
+def _place(app: Any, count: int, decline_rate: float, rate: float = 0) -> dict[str, bool]:
     from workers.orders.domain import PlaceOrder
 
     rng = random.Random(42)
@@ -88,6 +89,8 @@ def _place(app: Any, count: int, decline_rate: float) -> dict[str, bool]:
             )
             app.process(command)
             placed[order_id] = declined
+            if rate > 0:
+                time.sleep(1 / rate)
     return placed
 
 
@@ -117,7 +120,7 @@ def _ended(app: Any) -> int:
         return int(dao.query.filter(status__in=["COMPLETED", "CANCELLED"]).all().total)
 
 
-def _report(app: Any, placed: dict[str, bool]) -> None:
+def _report(app: Any, placed: dict[str, bool], worker_log: Path) -> None:
     from workers.orders.metrics import saga_figures
 
     figures = saga_figures(app.domain)
@@ -128,9 +131,10 @@ def _report(app: Any, placed: dict[str, bool]) -> None:
         f"sagas compensated    {figures.compensated}  (declined payments: {sum(placed.values())})"
     )
     print(f"throughput           {figures.sagas_per_second:.1f} sagas/s")
-    print(
-        f"saga latency         p50 {figures.p50_ms:.0f} ms, p95 {figures.p95_ms:.0f} ms"
-    )
+    print(f"saga latency         p50 {figures.p50_ms:.0f} ms, p95 {figures.p95_ms:.0f} ms")
+    tasks = worker_log.read_text(errors="replace").count("] succeeded in ")
+    rate = tasks / figures.span_seconds if figures.span_seconds else 0.0
+    print(f"handler tasks        {tasks} ({rate:.0f}/s)")
 
 
 if __name__ == "__main__":
