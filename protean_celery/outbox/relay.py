@@ -24,7 +24,8 @@ from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
 from protean.utils.eventing import Message
-from protean.utils.outbox import _outbox_provider_names
+from protean.utils.outbox import OutboxStatus, _outbox_provider_names
+from protean.utils.query import Q
 
 from protean_celery.envelope import encode, message_key, task_id
 from protean_celery.errors import RelayError
@@ -93,12 +94,14 @@ class Relay:
         budget = max_batches or self.settings.relay_max_batches
         with self.domain.domain_context():
             chosen = self._providers() if providers is None else providers
-            for _ in range(budget):
+            for batch in range(budget):
                 moved = report.moved
                 if events:
                     self._outbox_batch(chosen, report)
                 if commands:
-                    self._command_batch(report, None if commands is True else commands)
+                    # Listed categories were just appended to: skip the peek once.
+                    listed = None if commands is True else commands
+                    self._command_batch(report, listed, assume_new=listed is not None and batch == 0)
                 if report.moved == moved:
                     break
         return report
@@ -150,25 +153,40 @@ class Relay:
 
     def _record(self, repo: Any, outcomes: dict[Any, Exception | None]) -> None:
         now = self.domain.clock.now()
+        published = [row_id for row_id, error in outcomes.items() if error is None]
+        if published:
+            # One guarded bulk update (the DAO's infrastructure path for the
+            # outbox): only rows still locked by this relay become PUBLISHED.
+            repo._dao._update_all(
+                Q(id__in=published) & Q(locked_by=self.worker_id),
+                status=OutboxStatus.PUBLISHED.value,
+                published_at=now,
+                last_processed_at=now,
+                last_error=None,
+                locked_by=None,
+                locked_until=None,
+            )
+        failed = {row_id: error for row_id, error in outcomes.items() if error is not None}
+        if failed:
+            self._record_failures(repo, failed, now)
+
+    def _record_failures(self, repo: Any, failed: dict[Any, Exception], now: Any) -> None:
         base_delay = int(self.domain.config["outbox"]["retry"].get("base_delay_seconds", 1))
         with UnitOfWork():
-            for row_id, error in outcomes.items():
+            for row_id, error in failed.items():
                 row = repo.get(row_id)
-                if error is None:
-                    row.mark_published(now=now)
-                else:
-                    # The row's own max_retries, never a larger [outbox.retry] value:
-                    # claim_batch stops claiming at retry_count == max_retries.
-                    row.mark_failed(error, base_delay_seconds=base_delay, max_retries=row.max_retries, now=now)
+                # The row's own max_retries, never a larger [outbox.retry] value:
+                # claim_batch stops claiming at retry_count == max_retries.
+                row.mark_failed(error, base_delay_seconds=base_delay, max_retries=row.max_retries, now=now)
                 repo.add(row)
 
     # -- commands ---------------------------------------------------------------
 
-    def _command_batch(self, report: RelayReport, categories: list[str] | None) -> None:
+    def _command_batch(self, report: RelayReport, categories: list[str] | None, assume_new: bool = False) -> None:
         store = self.domain.event_store.store
         for category in categories if categories is not None else self.topology.command_categories():
             name = _cursor_name(category)
-            if not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
+            if not assume_new and not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
                 continue  # nothing new: skip the locked round trip
 
             def step(position: int, category: str = category) -> int:
