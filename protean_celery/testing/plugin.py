@@ -60,3 +60,54 @@ def worker_factory() -> Iterator[Any]:
     finally:
         for worker in started:
             worker.stop()
+
+
+@pytest.fixture
+def protean_celery_settings() -> dict[str, Any]:
+    """Override me: protean-celery settings for the test app (``[custom.celery]`` keys)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def protean_celery_domain() -> Any:
+    """Override me (session scope): the Protean domain under test, not yet initialised."""
+    raise pytest.UsageError(
+        "Define a session-scoped fixture protean_celery_domain that returns your Protean domain "
+        "(not yet initialised) to use protean_celery_app."
+    )
+
+
+@pytest.fixture(scope="session")
+def protean_celery_testbed(protean_celery_domain: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's :class:`~protean_celery.testing.testbed.Testbed` (SQLite files, memory transport)."""
+    from protean_celery.testing.testbed import Testbed
+
+    bed = Testbed(protean_celery_domain, tmp_path_factory.mktemp("protean-celery"))
+    try:
+        yield bed
+    finally:
+        if bed.app is not None:
+            bed.teardown()
+
+
+@pytest.fixture
+def protean_celery_app(protean_celery_testbed: Any, protean_celery_settings: dict[str, Any]) -> Iterator[Any]:
+    """A ``ProteanCelery`` app on ``memory://``; every table, stream and queue is emptied after the test."""
+    bed = protean_celery_testbed
+    if bed.app is None:
+        bed.settings.update(protean_celery_settings)
+        bed.setup()
+    try:
+        yield bed.app
+    finally:
+        bed.reset()
+
+
+@pytest.fixture
+def protean_celery_drain(protean_celery_app: Any) -> Any:
+    """``drain(until=None, **options)`` bound to the test app."""
+    from functools import partial
+
+    from protean_celery.testing.drain import drain
+
+    return partial(drain, protean_celery_app)
