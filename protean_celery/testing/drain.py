@@ -52,6 +52,7 @@ class DrainReport:
     failures: list[HandlerFailure] = field(default_factory=list)
     satisfied: bool = False
     pending: dict[str, int] = field(default_factory=dict)
+    unrelayed: int = 0
 
 
 def drain(
@@ -89,11 +90,12 @@ def drain(
             report.satisfied = until is None
             break
     report.pending = {name: depth for name, depth in queue_depths(app).items() if depth}
+    report.unrelayed = app.runtime.relay.pending()
     if not report.satisfied:
         bound = "until() never held" if until is not None and report.cycles < max_cycles else "a bound ran out"
         warnings.warn(
             f"drain stopped after {report.cycles} cycles ({bound}); still queued: {report.pending or 'nothing'}; "
-            f"outbox rows and commands not yet relayed: {app.runtime.relay.pending()}",
+            f"outbox rows and commands not yet relayed: {report.unrelayed}",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -121,3 +121,24 @@ def test_drain_names_the_failing_handler(shop_app, monkeypatch):
     assert failure.task == "protean.shop.Notifier"
     assert failure.message_type == "Shop.OrderShipped.v1"
     assert "courier down" in str(info.value)
+
+
+def test_drain_ends_on_a_handler_that_always_fails(shop_app, monkeypatch):
+    from tests.support.shop import Notifier
+
+    def fail(self, event):
+        raise RuntimeError("always")
+
+    monkeypatch.setitem(Notifier._handlers, "Shop.OrderShipped.v1", {fail})
+    _command(shop_app)
+    report = drain(shop_app, raise_errors=False)
+    assert [f.task for f in report.failures] == ["protean.shop.Notifier"]
+    assert report.satisfied
+
+
+def test_drain_reports_what_is_pending_when_a_bound_runs_out(shop_app):
+    _command(shop_app)
+    with pytest.warns(RuntimeWarning, match="drain stopped after 1 cycles"):
+        report = drain(shop_app, max_cycles=1)
+    assert not report.satisfied
+    assert report.unrelayed == 1  # the event the command raised waits in the outbox
