@@ -68,7 +68,7 @@ class Runtime:
         else:
             commands, events = True, True  # type: ignore[assignment]
         try:
-            self.relay.run(events=events, commands=commands, max_batches=2)
+            self.relay.run(events=events, commands=commands, max_batches=1)
         except Exception as exc:  # beat's next tick relays it; never fail the handled task
             logger.warning("relay nudge failed, the next beat tick will relay: %r", exc)
 
