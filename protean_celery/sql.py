@@ -43,7 +43,7 @@ def make_engine(uri: str, where: str, **pool: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _sqlite_transactions(engine)
         return engine
-    options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, **pool}
+    options = {"pool_size": 5, "max_overflow": 10, **pool}
     return create_engine(url, **options)
 
 

@@ -11,7 +11,8 @@ Guarantees, across processes:
 * **Within a category, commit order = global-position order**, so a reader
   that pages a category by global position (the command relay) never skips a
   row that commits late: PostgreSQL writers take a transaction-scoped advisory
-  lock per category; SQLite writers take the database write lock.
+  lock per category (inside one server-side function call, ``postgres.py``);
+  SQLite writers take the database write lock.
 * Category reads use the stored category; ``$all`` reads everything; both page
   by inclusive global position, a stream by inclusive position (ADR-0024).
 """
@@ -24,11 +25,12 @@ from typing import Any
 
 from protean.exceptions import ExpectedVersionError
 from protean.port.event_store import BaseEventStore
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from protean_celery.errors import EventStoreError, EventStoreNotSetUp
+from protean_celery.event_store import postgres
 from protean_celery.event_store.schema import category_of, events, metadata
 from protean_celery.sql import make_engine, safe_url
 
@@ -76,6 +78,8 @@ class SQLEventStore(BaseEventStore):
         prepare_databases({"event_store": {"provider": "sqlalchemy", "database_uri": str(self.engine.url)}})
         with self._errors():
             metadata.create_all(self.engine)
+            if self._postgres:
+                postgres.install_write_function(self.engine)
 
     def drop(self) -> None:
         """Drop the table."""
@@ -104,6 +108,8 @@ class SQLEventStore(BaseEventStore):
         expected_version: int | None = None,
     ) -> int:
         _check_stream(stream_name)
+        if self._postgres:
+            return self._write_postgres(stream_name, message_type, data, metadata, expected_version)
         for _ in range(_WRITE_ATTEMPTS):
             try:
                 with self._errors(), self.engine.connect().execution_options(immediate=True) as conn:
@@ -118,6 +124,31 @@ class SQLEventStore(BaseEventStore):
                     raise ExpectedVersionError(_version_message(expected_version, stream_name, version)) from None
         raise EventStoreError(f"Could not append to {stream_name!r} after {_WRITE_ATTEMPTS} attempts.")
 
+    def _write_postgres(
+        self,
+        stream_name: str,
+        message_type: str,
+        data: dict[str, Any],
+        meta: dict[str, Any] | None,
+        expected_version: int | None,
+    ) -> int:
+        category = category_of(stream_name)
+        with self._errors():
+            position = postgres.write(
+                self.engine,
+                stream=stream_name,
+                category=category,
+                message_id=((meta or {}).get("headers") or {}).get("id"),
+                message_type=message_type,
+                data=data,
+                metadata=meta,
+                time=_now(self.domain),
+                expected=expected_version,
+                lock=_lock_key(category),
+            )
+        self._touched.add(category)
+        return position
+
     def _insert(
         self,
         conn: Connection,
@@ -128,19 +159,16 @@ class SQLEventStore(BaseEventStore):
         expected_version: int | None,
     ) -> int:
         category = category_of(stream_name)
-        if self._postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(category)})
         version = _stream_version(conn, stream_name)
         if expected_version is not None and expected_version != version:
             raise ExpectedVersionError(_version_message(expected_version, stream_name, version))
         position = version + 1
-        message_id = ((meta or {}).get("headers") or {}).get("id") or f"{stream_name}-{position}"
         conn.execute(
             events.insert().values(
                 stream_name=stream_name,
                 category=category,
                 position=position,
-                id=str(message_id),
+                id=_message_id(meta, stream_name, position),
                 type=message_type,
                 data=data,
                 metadata=meta,
@@ -165,7 +193,7 @@ class SQLEventStore(BaseEventStore):
         else:
             query = query.where(events.c.stream_name == stream_name, events.c.position >= position)
             query = query.order_by(events.c.position)
-        with self._errors(), self.engine.connect() as conn:
+        with self._errors(), self._reader() as conn:
             rows = conn.execute(query.limit(no_of_messages)).mappings().all()
         return [_message(row) for row in rows]
 
@@ -177,13 +205,13 @@ class SQLEventStore(BaseEventStore):
             query = query.where(events.c.category == stream_name).order_by(events.c.global_position.desc())
         else:
             query = query.where(events.c.stream_name == stream_name).order_by(events.c.position.desc())
-        with self._errors(), self.engine.connect() as conn:
+        with self._errors(), self._reader() as conn:
             row = conn.execute(query.limit(1)).mappings().first()
         return _message(row) if row is not None else None
 
     def _stream_identifiers(self, stream_category: str) -> list[str]:
         query = select(events.c.stream_name).where(events.c.category == stream_category).distinct()
-        with self._errors(), self.engine.connect() as conn:
+        with self._errors(), self._reader() as conn:
             names = conn.execute(query).scalars().all()
         prefix = len(stream_category) + 1
         return sorted(name[prefix:] for name in names)
@@ -192,7 +220,7 @@ class SQLEventStore(BaseEventStore):
         query = select(func.max(events.c.global_position))
         if stream_category != ALL:
             query = query.where(events.c.category == stream_category)
-        with self._errors(), self.engine.connect() as conn:
+        with self._errors(), self._reader() as conn:
             value = conn.execute(query).scalar()
         return -1 if value is None else int(value)
 
@@ -201,6 +229,11 @@ class SQLEventStore(BaseEventStore):
             conn.execute(events.delete())
 
     # -- helpers ----------------------------------------------------------------
+
+    def _reader(self) -> Connection:
+        # One statement per read: on PostgreSQL autocommit saves BEGIN and ROLLBACK round trips.
+        conn = self.engine.connect()
+        return conn.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else conn
 
     def _version(self, stream_name: str) -> int:
         with self.engine.connect() as conn:
@@ -243,6 +276,11 @@ def _is_lock_error(text_: str) -> bool:
 def _stream_version(conn: Connection, stream_name: str) -> int:
     value = conn.execute(select(func.max(events.c.position)).where(events.c.stream_name == stream_name)).scalar()
     return -1 if value is None else int(value)
+
+
+def _message_id(meta: dict[str, Any] | None, stream_name: str, position: int) -> str:
+    found = ((meta or {}).get("headers") or {}).get("id")
+    return str(found) if found else f"{stream_name}-{position}"
 
 
 def _check_stream(stream_name: str) -> None:
