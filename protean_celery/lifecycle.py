@@ -4,7 +4,7 @@
   pools with ``close=False`` (closing would cut the parent's sockets), drop the
   event store's cached client. The domain is never re-initialised in the child.
 * ``worker_process_shutdown``: close the domain's connections.
-* ``celeryd_after_setup`` / ``beat_init``: fail fast when no broker is configured.
+* ``celeryd_init`` / ``beat_init``: stop at start when no broker is configured.
 
 Protean's ``Engine`` is never run inside a worker: its shutdown closes the domain.
 """
@@ -38,8 +38,14 @@ def connect(app: ProteanCelery) -> None:
 
     def check_broker(sender: Any = None, **_: Any) -> None:
         from protean_celery.app import require_broker
+        from protean_celery.errors import ConfigurationError
 
-        require_broker(app)
+        try:
+            require_broker(app)
+        except ConfigurationError as error:
+            # Celery logs and swallows an Exception raised by a signal receiver;
+            # SystemExit stops the worker or beat before it starts.
+            raise SystemExit(f"protean-celery: {error}") from error
 
     app._protean_receivers = (process_init, process_shutdown, check_broker)  # type: ignore[attr-defined]
     signals.worker_process_init.connect(process_init, weak=True)

@@ -1,0 +1,83 @@
+"""The CLI and bad input, through real `celery` processes on a real Redis."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from protean_celery.testing.worker import WorkerProcess
+from tests.integration.orders import ROOT
+
+pytestmark = pytest.mark.integration
+
+APP = "workers.orders.app"
+
+
+@pytest.fixture
+def env(redis_server, tmp_path):
+    return {**os.environ, "CELERY_BROKER_URL": redis_server.url.rsplit("/", 1)[0] + "/3",
+            "PROTEAN_CELERY_STATE": str(tmp_path), "PROTEAN_NO_AUTO_LOGGING": "1"}
+
+
+def celery(env, *args, input_text=None):
+    return subprocess.run([sys.executable, "-m", "celery", "-A", APP, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, input=input_text)
+
+
+def test_topology_lists_every_handler_with_its_bindings(env):
+    out = celery(env, "protean", "topology").stdout
+    assert "task     protean.orders.OrderFulfillment  [process_manager]" in out
+    for category in ("orders::order", "orders::inventory", "orders::payment", "orders::shipment"):
+        assert f"  binding  {category}\n" in out
+    assert "task     protean.orders.commands.Order  [command_dispatcher]" in out
+
+
+def test_check_passes_then_fails_on_a_weakened_guarantee(env, tmp_path):
+    assert celery(env, "protean", "check").returncode == 0
+    (tmp_path / "weak_app.py").write_text(
+        "from workers.orders.app import app\napp.conf.task_acks_late = False\n"
+    )
+    weak = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "weak_app", "protean", "check"], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, env={**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+    )
+    assert weak.returncode == 1, weak.stdout + weak.stderr
+    assert "task_acks_late = False weakens a guarantee" in weak.stdout
+
+
+def test_db_setup_creates_the_tables_and_drop_asks_first(env, tmp_path):
+    assert celery(env, "protean", "db", "setup").returncode == 0
+    assert {"orders.db", "events.db", "relay.db"} <= {p.name for p in tmp_path.iterdir()}
+    refused = celery(env, "protean", "db", "drop", input_text="n\n")
+    assert refused.returncode != 0 and "Are you sure?" in refused.stdout
+
+
+def test_a_worker_without_a_broker_says_where_to_set_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+    env.update(PROTEAN_CELERY_STATE=str(tmp_path), PROTEAN_NO_AUTO_LOGGING="1")
+    result = celery(env, "worker", "-c", "1")
+    assert result.returncode != 0
+    assert "No broker URL" in result.stderr and "[custom.celery]" in result.stderr
+
+
+def test_poison_payloads_and_unknown_tasks_neither_crash_nor_vanish(env):
+    assert celery(env, "protean", "db", "setup").returncode == 0
+    with WorkerProcess(APP, concurrency=1, env=env) as worker:
+        from celery import Celery
+
+        client = Celery(broker=env["CELERY_BROKER_URL"])
+        client.send_task("protean.orders.commands.Order", args=({"not": "a message"},),
+                         task_id="poison-1", queue="protean.orders.commands.Order")
+        client.send_task("protean.orders.NoSuchHandler", args=({},), task_id="unknown-1",
+                         queue="protean.orders.commands.Order")
+        worker.wait_for("poison-1", timeout=30)
+        worker.wait_for("unknown-1", timeout=30)
+        time.sleep(1)
+        log = worker.log()
+        assert "task poison-1 rejected, not a Protean message" in log
+        assert "Received unregistered task of type 'protean.orders.NoSuchHandler'" in log
+        assert worker.process.poll() is None  # still consuming
+        # nothing requeued in a loop: each id is seen once
+        assert log.count("poison-1]") <= 2 and log.count("rejected, not a Protean message") == 1
