@@ -19,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datetime import UTC
+
 from protean_celery.testing.servers import PostgresServer  # noqa: E402
 from tests.support.shop import build_domain  # noqa: E402
 
@@ -60,12 +62,13 @@ def growth(label: str, store, sizes: list[int]) -> None:
                 store._write(f"fill::item-{i % 1000}", "T", {"i": i}, META)
         written = size
         head = store._stream_head_position("$all")
-        rate = _rate(300, lambda i: store._read("fill::item", position=max(head - 5000, 0) + i, no_of_messages=50))
+        start = max(head - 5000, 0)
+        rate = _rate(300, lambda i, start=start: store._read("fill::item", position=start + i, no_of_messages=50))
         print(f"{label:28} {size:>9} events: category reads at the tail {rate:7.0f}/s")
 
 
 def _bulk_fill(store, count: int) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from protean_celery.event_store.schema import events
 
@@ -77,7 +80,7 @@ def _bulk_fill(store, count: int) -> None:
             n = start + i
             rows.append({"stream_name": f"fill::item-{n % 1000}", "category": "fill::item",
                          "position": n // 1000, "id": f"f{n}", "type": "T", "data": {"i": n},
-                         "metadata": META, "time": datetime.now(timezone.utc)})
+                         "metadata": META, "time": datetime.now(UTC)})
             if len(rows) == 5000:
                 conn.execute(events.insert(), rows)
                 rows = []

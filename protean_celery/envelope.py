@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from protean.utils.eventing import Message
+from protean.utils.eventing import Message, Metadata
 
 from protean_celery.errors import DecodeError
 
-__all__ = ["encode", "decode", "message_key", "task_id", "describe"]
+__all__ = ["encode", "decode", "message_key", "task_id", "describe", "metadata_of"]
 
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c2b8e-7a43-4d4e-9a55-3c2f0e1b9d10")
 
@@ -43,17 +43,19 @@ def decode(payload: Any) -> Message:
             payload=_preview(payload),
         )
     try:
-        return Message.deserialize(dict(payload))
+        message = Message.deserialize(dict(payload))
     except Exception as exc:  # Protean raises several types here; all mean "poison"
         raise DecodeError(
             f"Task payload could not be decoded as a Protean message: {exc}",
             payload=_preview(payload),
         ) from exc
+    metadata_of(message)
+    return message
 
 
 def message_key(message: Message) -> str:
     """A key unique per message: ``headers.id`` for events, ``stream@position`` for commands."""
-    metadata = message.metadata
+    metadata = metadata_of(message)
     kind = getattr(metadata.domain, "kind", None) if metadata.domain else None
     if kind == "COMMAND":
         store = metadata.event_store
@@ -70,9 +72,16 @@ def task_id(task_name: str, key: str) -> str:
     return str(uuid.uuid5(_TASK_ID_NAMESPACE, f"{task_name}|{key}"))
 
 
+def metadata_of(message: Message) -> Metadata:
+    """The message's metadata (every decoded or stored Protean message has one)."""
+    if message.metadata is None:
+        raise DecodeError("A Protean message without metadata cannot be routed or handled.")
+    return message.metadata
+
+
 def describe(message: Message) -> str:
     """``Type id`` for log lines (never the payload: it may hold personal data)."""
-    headers = message.metadata.headers
+    headers = metadata_of(message).headers
     return f"{headers.type} {headers.id}"
 
 

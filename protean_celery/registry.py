@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from protean.utils import fqn
@@ -24,7 +24,7 @@ __all__ = ["HandlerKind", "HandlerSpec", "read_handlers"]
 _ANY = "$any"
 
 
-class HandlerKind(str, Enum):
+class HandlerKind(StrEnum):
     """What sort of Protean element a task runs."""
 
     EVENT_HANDLER = "event_handler"

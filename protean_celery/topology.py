@@ -104,7 +104,7 @@ class Topology:
             types = sorted(spec.message_types) or ["<any>"]
             lines.append(f"  handles  {', '.join(types)}")
         lines.append(f"relay    queue {self.relay_queue.name}")
-        for what, name in sorted(self.relay_tasks.items()):
+        for _what, name in sorted(self.relay_tasks.items()):
             lines.append(f"  task     {name}")
         return "\n".join(lines)
 

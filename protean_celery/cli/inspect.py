@@ -73,7 +73,8 @@ def _domain_problems(domain: Any) -> list[str]:
     for name, conn in (config.get("databases") or {}).items():
         if name == "default" and conn.get("provider") == "memory":
             found.append(
-                "[databases.default] uses the memory provider, which prefork children do not share: use sqlite or postgresql."
+                "[databases.default] uses the memory provider, which prefork children do not share: "
+                "use sqlite or postgresql."
             )
     if (config.get("event_store") or {}).get("provider") == "memory":
         found.append(

@@ -20,7 +20,7 @@ Guarantees, across processes:
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from protean.exceptions import ExpectedVersionError
@@ -252,9 +252,9 @@ class _ErrorTranslator:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, error: Any, _tb: Any) -> bool:
+    def __exit__(self, kind: Any, error: Any, _tb: Any) -> None:
         if not isinstance(error, (OperationalError, ProgrammingError)):
-            return False
+            return
         text_ = str(getattr(error, "orig", error)).lower()
         if "no such table" in text_ or ("relation" in text_ and "does not exist" in text_):
             raise EventStoreNotSetUp(
@@ -266,7 +266,6 @@ class _ErrorTranslator:
                 f"The event store database {self.where} cannot be reached: {type(error.orig).__name__}. "
                 "Check [event_store] database_uri and that the server is running."
             ) from error
-        return False
 
 
 def _is_lock_error(text_: str) -> bool:
@@ -301,7 +300,7 @@ def _lock_key(category: str) -> int:
 
 def _now(domain: Any) -> datetime:
     clock = getattr(domain, "clock", None)
-    return clock.now() if clock is not None else datetime.now(timezone.utc)
+    return clock.now() if clock is not None else datetime.now(UTC)
 
 
 def _message(row: Any) -> dict[str, Any]:

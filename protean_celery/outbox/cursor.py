@@ -51,7 +51,8 @@ class SQLCursorStore:
     """Cursors in a SQL table (SQLite or PostgreSQL)."""
 
     def __init__(self, database_uri: str) -> None:
-        self.engine: Engine = make_engine(database_uri, "[custom.celery] state_database_uri", pool_size=2, max_overflow=2)
+        where = "[custom.celery] state_database_uri"
+        self.engine: Engine = make_engine(database_uri, where, pool_size=2, max_overflow=2)
         self._ready = False
         self._rows: set[str] = set()
 

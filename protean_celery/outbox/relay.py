@@ -27,7 +27,7 @@ from protean.utils.eventing import Message
 from protean.utils.outbox import OutboxStatus, _outbox_provider_names
 from protean.utils.query import Q
 
-from protean_celery.envelope import encode, message_key, task_id
+from protean_celery.envelope import encode, message_key, metadata_of, task_id
 from protean_celery.errors import RelayError
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.settings import CelerySettings
@@ -196,7 +196,8 @@ class Relay:
                 with self.celery.producer_or_acquire() as producer:
                     for row in rows:
                         message = self._command(row, category, report)
-                        if message is not None and message.metadata.domain.asynchronous:
+                        domain_meta = metadata_of(message).domain if message is not None else None
+                        if message is not None and (domain_meta is None or domain_meta.asynchronous):
                             report.tasks += self.publish(message, category, producer)
                             report.commands += 1
                 return int(rows[-1]["global_position"])
@@ -225,7 +226,7 @@ class Relay:
         Raises:
             RelayError: the broker refused the message.
         """
-        message_type = message.metadata.headers.type
+        message_type = str(metadata_of(message).headers.type)
         routes = self.topology.targets(category, message_type)
         if not routes:
             return 0

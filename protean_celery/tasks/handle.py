@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from protean.exceptions import ExpectedVersionError
@@ -27,7 +27,7 @@ from protean.utils.eventing import Message
 from protean.utils.globals import g
 from protean.utils.processing import processing_priority
 
-from protean_celery.envelope import describe
+from protean_celery.envelope import describe, metadata_of
 from protean_celery.errors import UnknownHandlerError
 from protean_celery.registry import HandlerSpec
 
@@ -36,7 +36,7 @@ __all__ = ["Outcome", "run_handler"]
 logger = logging.getLogger(__name__)
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How a message ended in a handler task."""
 
     HANDLED = "handled"
@@ -59,7 +59,8 @@ def run_handler(domain: Any, spec: HandlerSpec, message: Message, *, version_ret
         UnknownHandlerError: a command type this dispatcher has no handler for.
         Exception: whatever the handler raised, after ``handle_error`` was called.
     """
-    message_type = message.metadata.headers.type
+    metadata = metadata_of(message)
+    message_type = str(metadata.headers.type)
     handler_cls = spec.handler_for(message_type)
     if handler_cls is None:
         raise UnknownHandlerError(
@@ -68,14 +69,14 @@ def run_handler(domain: Any, spec: HandlerSpec, message: Message, *, version_ret
             message_type=message_type,
             handler=spec.path,
         )
-    extensions = dict(message.metadata.extensions or {})
+    extensions = dict(metadata.extensions or {})
     with domain.domain_context(**extensions):
         g.message_in_context = message
         try:
-            if message.metadata.headers.is_expired():
+            if metadata.headers.is_expired():
                 logger.info("%s: skipped expired command %s", spec.name, describe(message))
                 return Outcome.EXPIRED
-            priority = getattr(message.metadata.domain, "priority", 0) or 0
+            priority = getattr(metadata.domain, "priority", 0) or 0
             with processing_priority(priority):
                 _invoke(handler_cls, message, version_retries)
             return Outcome.HANDLED

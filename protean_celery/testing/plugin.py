@@ -53,7 +53,8 @@ def worker_factory() -> Iterator[Any]:
     def start(app: str, **options: Any) -> WorkerProcess:
         worker = WorkerProcess(app, **options)
         started.append(worker)
-        return worker.start()
+        worker.start()
+        return worker
 
     try:
         yield start
