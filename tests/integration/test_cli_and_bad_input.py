@@ -81,3 +81,26 @@ def test_poison_payloads_and_unknown_tasks_neither_crash_nor_vanish(env):
         assert worker.process.poll() is None  # still consuming
         # nothing requeued in a loop: each id is seen once
         assert log.count("poison-1]") <= 2 and log.count("rejected, not a Protean message") == 1
+
+
+def test_the_domain_is_found_from_protean_domain(env):
+    auto = {**env, "PROTEAN_DOMAIN": "workers.orders.domain:domain", "PROTEAN_CELERY_TRAVERSE": "0"}
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "protean_celery.auto", "protean", "topology"],
+                            cwd=ROOT, env=auto, capture_output=True, text=True, timeout=120)
+    assert "task     protean.orders.OrderFulfillment" in result.stdout, result.stderr
+    missing = subprocess.run([sys.executable, "-m", "celery", "-A", "protean_celery.auto", "protean", "topology"],
+                             cwd=ROOT, env={**env, "PROTEAN_DOMAIN": "no.such.module"}, capture_output=True,
+                             text=True, timeout=120)
+    assert "No Protean domain found" in missing.stderr
+
+
+def test_the_event_store_registers_through_the_entry_point_alone(tmp_path):
+    code = (
+        "from protean import Domain\n"
+        f"d = Domain(name='ep')\nd.config['event_store'] = {{'provider': 'sqlalchemy', "
+        f"'database_uri': 'sqlite:///{tmp_path}/e.db'}}\n"
+        "d.init(traverse=False)\n"
+        "print(type(d.event_store.store).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.stdout.strip() == "SQLEventStore", out.stderr  # nobody imported protean_celery
