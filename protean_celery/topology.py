@@ -99,8 +99,8 @@ class Topology:
             lines.append(f"task     {route.task_name}  [{spec.kind.value}] {spec.path}")
             lines.append(f"  exchange {route.exchange.name} ({route.exchange.type}, durable)")
             lines.append(f"  queue    {route.queue.name} (durable)")
-            for bound in route.queue.bindings:
-                lines.append(f"  binding  {bound.routing_key}")
+            for category in spec.categories:  # the queue's bindings, in the handler's order
+                lines.append(f"  binding  {naming.binding_key(category)}")
             types = sorted(spec.message_types) or ["<any>"]
             lines.append(f"  handles  {', '.join(types)}")
         lines.append(f"relay    queue {self.relay_queue.name}")
