@@ -16,6 +16,7 @@ from celery import Celery
 
 from protean_celery import lifecycle
 from protean_celery.errors import ConfigurationError
+from protean_celery.inbox import Inbox
 from protean_celery.outbox import Relay, beat_entries
 from protean_celery.outbox.cursor import CursorStore, SQLCursorStore
 from protean_celery.registry import read_handlers
@@ -48,6 +49,7 @@ class Runtime:
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.serial = SerialLock(getattr(cursors, "engine", None))
+        self.inbox = Inbox(domain)
         tune_sqlite(domain)
 
     def nudge(self) -> None:

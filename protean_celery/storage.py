@@ -64,7 +64,7 @@ def prepare_databases(config: Any) -> list[str]:
 
 
 def setup(domain: Any, cursors: Any = None) -> None:
-    """Protean's ``setup_database()``, then the event store and relay cursor tables."""
+    """Protean's ``setup_database()``, then the inbox, event store and relay cursor tables."""
     with domain.domain_context():
         domain.setup_database()
     for target in _ours(domain, cursors):
@@ -87,15 +87,22 @@ def drop(domain: Any, cursors: Any = None) -> None:
 
 def truncate(domain: Any, cursors: Any = None) -> None:
     """Protean's ``truncate_database()`` (which also resets the event store), then the cursors."""
+    from protean_celery.inbox import Inbox
+
     with domain.domain_context():
         domain.truncate_database()
+    Inbox(domain).truncate()
     if cursors is not None and hasattr(cursors, "truncate"):
         cursors.truncate()
 
 
 def _ours(domain: Any, cursors: Any) -> Iterable[Any]:
+    from protean_celery.inbox import Inbox
+
     store = domain.event_store.store
-    targets = [store] if hasattr(store, "setup") and hasattr(store, "drop") else []
+    targets: list[Any] = [Inbox(domain)]
+    if hasattr(store, "setup") and hasattr(store, "drop"):
+        targets.append(store)
     if cursors is not None and hasattr(cursors, "setup"):
         targets.append(cursors)
     return targets

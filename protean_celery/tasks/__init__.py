@@ -99,7 +99,9 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
     options = runtime.settings.for_handler(route.spec.name)
     try:
         with runtime.serial.hold(_serial_key(route, message)):
-            outcome = run_handler(runtime.domain, route.spec, message, version_retries=options.version_retries)
+            outcome = run_handler(
+                runtime.domain, route.spec, message, version_retries=options.version_retries, inbox=runtime.inbox
+            )
     except UnknownHandlerError as exc:
         logger.error("%s: task %s rejected: %s", route.task_name, request_id, exc)
         raise Reject(str(exc), requeue=False) from exc

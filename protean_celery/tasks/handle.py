@@ -27,8 +27,9 @@ from protean.utils.eventing import Message
 from protean.utils.globals import g
 from protean.utils.processing import processing_priority
 
-from protean_celery.envelope import describe, metadata_of
+from protean_celery.envelope import describe, message_key, metadata_of
 from protean_celery.errors import UnknownHandlerError
+from protean_celery.inbox import Inbox
 from protean_celery.registry import HandlerSpec
 
 __all__ = ["Outcome", "run_handler"]
@@ -41,9 +42,12 @@ class Outcome(StrEnum):
 
     HANDLED = "handled"
     EXPIRED = "expired"
+    DUPLICATE = "duplicate"
 
 
-def run_handler(domain: Any, spec: HandlerSpec, message: Message, *, version_retries: int = 5) -> Outcome:
+def run_handler(
+    domain: Any, spec: HandlerSpec, message: Message, *, version_retries: int = 5, inbox: Inbox | None = None
+) -> Outcome:
     """Handle ``message`` with the handler ``spec`` names, inside a fresh domain context.
 
     Args:
@@ -51,9 +55,11 @@ def run_handler(domain: Any, spec: HandlerSpec, message: Message, *, version_ret
         spec: the handler (or command dispatcher) to run.
         message: the decoded message.
         version_retries: extra attempts on ``ExpectedVersionError``.
+        inbox: records the message as handled in the handler's Unit of Work.
 
     Returns:
-        ``HANDLED``, or ``EXPIRED`` for a command past its deadline (acked, never retried).
+        ``HANDLED``; ``EXPIRED`` for a command past its deadline (acked, never
+        retried); ``DUPLICATE`` when the inbox says this handler already handled it.
 
     Raises:
         UnknownHandlerError: a command type this dispatcher has no handler for.
@@ -78,8 +84,10 @@ def run_handler(domain: Any, spec: HandlerSpec, message: Message, *, version_ret
                 return Outcome.EXPIRED
             priority = getattr(metadata.domain, "priority", 0) or 0
             with processing_priority(priority):
-                _invoke(handler_cls, message, version_retries)
-            return Outcome.HANDLED
+                handled = _invoke(handler_cls, message, version_retries, inbox, spec.path)
+            if not handled:
+                logger.info("%s: duplicate %s acknowledged without handling", spec.name, describe(message))
+            return Outcome.HANDLED if handled else Outcome.DUPLICATE
         except Exception as exc:
             _handle_error(handler_cls, exc, message)
             raise
@@ -87,16 +95,22 @@ def run_handler(domain: Any, spec: HandlerSpec, message: Message, *, version_ret
             g.pop("message_in_context", None)
 
 
-def _invoke(handler_cls: Any, message: Message, version_retries: int) -> None:
+def _invoke(handler_cls: Any, message: Message, version_retries: int, inbox: Inbox | None, handler: str) -> bool:
+    def handle() -> None:
+        handler_cls._handle(message)
+
     for attempt in range(version_retries + 1):
         try:
-            handler_cls._handle(message)
-            return
+            if inbox is None:
+                handle()
+                return True
+            return inbox.run_once(message_key(message), handler, handle)
         except ExpectedVersionError:
             if attempt >= version_retries:
                 raise
             # Another worker moved the stream on: reload and try again, spread out.
             time.sleep(min(0.01 * 2**attempt, 0.2) * (0.5 + random.random()))
+    return True  # pragma: no cover - the loop returns or raises
 
 
 def _handle_error(handler_cls: Any, exc: Exception, message: Message) -> None:

@@ -86,3 +86,19 @@ def test_parity_with_a_real_worker(protean_celery_app, redis_server, tmp_path):
 
     assert saga_facts(orders_db, events_db, completed) == _facts(protean_celery_app, "drained-ok")
     assert saga_facts(orders_db, events_db, cancelled) == _facts(protean_celery_app, "drained-declined")
+
+
+def test_a_redelivered_message_is_absorbed_by_the_inbox(protean_celery_app):
+    from protean_celery.envelope import encode
+
+    process_and_wait(protean_celery_app, _place("o-twice"))
+    with protean_celery_app.domain.domain_context():
+        store = protean_celery_app.domain.event_store.store
+        created = [m for m in store.read("orders::shipment") if m.metadata.headers.type.endswith("ShipmentCreated.v1")]
+        placed = store.read("orders::order:command-o-twice")[0]
+    courier = protean_celery_app.tasks["protean.orders.CourierSimulator"]
+    orders = protean_celery_app.tasks["protean.orders.commands.Order"]
+    assert courier.apply(args=(encode(created[0]),)).get() == "duplicate"
+    assert orders.apply(args=(encode(placed),)).get() == "duplicate"
+    assert drain(protean_celery_app).satisfied
+    assert _facts(protean_celery_app, "o-twice")["courier_calls"] == 1

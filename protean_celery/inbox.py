@@ -1,0 +1,126 @@
+"""The inbox: each message is handled once per handler, even when delivered twice.
+
+Celery delivers at least once (a redelivery after a killed worker, a relay that
+re-publishes after a crash). Every handler task runs inside one Unit of Work
+that also records ``(message key, handler)`` in ``protean_celery_inbox``, in the
+database of the handler's aggregates (the ``default`` provider): the handler's
+effects and its marker commit together, or not at all. A message whose marker
+exists is acknowledged without running the handler. Two copies running at once
+both handle it, but only one commits: the other's commit hits the marker's
+primary key and is rolled back, effects included.
+
+Protean's own Unit of Work inside the handler joins this outer one. What a
+handler writes outside the Unit of Work is not covered: a process manager's
+transition and the commands it issues go straight to the event store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from protean.core.unit_of_work import UnitOfWork
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+
+__all__ = ["Inbox", "inbox_table"]
+
+logger = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+inbox_table = Table(
+    "protean_celery_inbox",
+    metadata,
+    Column("message_key", String(512), primary_key=True),
+    Column("handler", String(255), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class _Duplicate(Exception):
+    """Raised inside the Unit of Work to roll it back when the marker exists."""
+
+
+class Inbox:
+    """Markers of handled messages in the default provider's database.
+
+    Args:
+        domain: the initialised domain.
+        provider: the database provider the markers live in.
+    """
+
+    def __init__(self, domain: Any, provider: str = "default") -> None:
+        self.domain = domain
+        self.provider = provider
+        self.engine: Any = getattr(domain.providers[provider], "_engine", None)
+
+    @property
+    def enabled(self) -> bool:
+        """Markers need a SQL provider; the memory provider (unit tests) runs without."""
+        return self.engine is not None
+
+    def setup(self) -> None:
+        """Create the marker table (idempotent)."""
+        if self.enabled:
+            metadata.create_all(self.engine, tables=[inbox_table])
+
+    def drop(self) -> None:
+        """Drop the marker table."""
+        if self.enabled:
+            metadata.drop_all(self.engine, tables=[inbox_table])
+
+    def truncate(self) -> None:
+        """Forget every marker."""
+        if self.enabled:
+            with self.engine.begin() as conn:
+                conn.execute(inbox_table.delete())
+
+    def run_once(self, key: str, handler: str, handle: Callable[[], Any]) -> bool:
+        """Run ``handle()`` and record ``(key, handler)`` in one Unit of Work.
+
+        Returns:
+            ``False`` when the message was already handled (nothing ran, or what
+            ran was rolled back); ``True`` otherwise.
+        """
+        if not self.enabled:
+            handle()
+            return True
+        try:
+            with UnitOfWork() as uow:
+                session: Any = uow.get_session(self.provider)
+                if self._seen(session, key, handler):
+                    raise _Duplicate
+                handle()
+                session.execute(
+                    insert(inbox_table).values(
+                        message_key=key, handler=handler, processed_at=datetime.now(timezone.utc)
+                    )
+                )
+        except _Duplicate:
+            return False
+        except Exception as exc:
+            if _is_marker_conflict(exc):
+                return False  # a concurrent copy committed first; ours rolled back
+            raise
+        return True
+
+    @staticmethod
+    def _seen(session: Any, key: str, handler: str) -> bool:
+        query = select(inbox_table.c.handler).where(
+            inbox_table.c.message_key == key, inbox_table.c.handler == handler
+        )
+        return session.execute(query).first() is not None
+
+
+def _is_marker_conflict(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if "protean_celery_inbox" in text and ("unique" in text or "duplicate key" in text):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
