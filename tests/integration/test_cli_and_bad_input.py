@@ -104,3 +104,14 @@ def test_the_event_store_registers_through_the_entry_point_alone(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.stdout.strip() == "SQLEventStore", out.stderr  # nobody imported protean_celery
+
+
+def test_redelivered_events_run_the_side_effect_once(env):
+    assert celery(env, "protean", "db", "setup").returncode == 0
+    with WorkerProcess(APP, concurrency=2, env=env) as worker:
+        result = subprocess.run([sys.executable, "tests/integration/redeliver.py"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=180, env={**env, "PYTHONPATH": str(ROOT)})
+        assert "courier attempts 1" in result.stdout, result.stdout + result.stderr + worker.tail()
+        log = worker.log()
+    assert log.count("duplicate Orders.ShipmentCreated.v1") == 5
+    assert log.count("succeeded in") and log.count("'duplicate'") == 5
