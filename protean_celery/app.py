@@ -15,7 +15,8 @@ from typing import Any
 from celery import Celery
 
 from protean_celery import lifecycle
-from protean_celery.errors import ConfigurationError
+from protean_celery.deadletter import DeadLetters
+from protean_celery.errors import ConfigurationError, DeadLetterError
 from protean_celery.inbox import Inbox
 from protean_celery.outbox import Relay, beat_entries
 from protean_celery.outbox.cursor import CursorStore, SQLCursorStore
@@ -50,7 +51,26 @@ class Runtime:
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.serial = SerialLock(getattr(cursors, "engine", None))
         self.inbox = Inbox(domain)
+        self.dead_letters = DeadLetters(_state_engine(cursors))
         tune_sqlite(domain)
+
+    def replay(self, entry_id: str, celery: Celery) -> str:
+        """Republish a dead letter to its handler's queue and forget it; returns the new task id."""
+        entry = self.dead_letters.get(entry_id)
+        try:
+            route = self.topology.route(entry.task)
+        except KeyError:
+            raise DeadLetterError(
+                f"Dead letter {entry_id} was for task {entry.task!r}, which this app no longer has: "
+                "purge it or restore the handler."
+            ) from None
+        task_id = f"replay-{entry.id}"
+        celery.send_task(
+            route.task_name, args=(entry.payload,), task_id=task_id, exchange=route.exchange,
+            routing_key=entry.category or route.spec.categories[0], declare=[route.queue],
+        )
+        self.dead_letters.remove(entry.id)
+        return task_id
 
     def nudge(self) -> None:
         """Relay what this process just committed; a failure only delays it to the next tick.
@@ -215,6 +235,19 @@ def _outbox_providers(domain: Any) -> list[str]:
     from protean.utils.outbox import _outbox_provider_names
 
     return list(_outbox_provider_names(domain)) if domain.has_outbox else []
+
+
+def _state_engine(cursors: CursorStore) -> Any:
+    engine = getattr(cursors, "engine", None)
+    if engine is not None:
+        return engine
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    # In-process tests with memory cursors keep dead letters in a private SQLite memory database.
+    memory = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    DeadLetters(memory).setup()
+    return memory
 
 
 def _transition_categories(domain: Any) -> set[str]:

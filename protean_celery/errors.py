@@ -14,6 +14,7 @@
     │                                               a task or message type this worker
     │                                               does not know
     ├── RelayError                                  publishing to the broker failed
+    ├── DeadLetterError                             DLQ tooling: unknown id, replay target missing
     ├── EventStoreError                             the SQL event store cannot serve a call
     │   └── EventStoreNotSetUp                      its table is missing: run ``protean db setup``
     └── ServerError                                 a test/embedded server cannot be started
@@ -38,6 +39,7 @@ __all__ = [
     "DecodeError",
     "UnknownHandlerError",
     "RelayError",
+    "DeadLetterError",
     "EventStoreError",
     "EventStoreNotSetUp",
     "ServerError",
@@ -95,6 +97,10 @@ class UnknownHandlerError(MessageError, KeyError):
 
 class RelayError(ProteanCeleryError):
     """Publishing outbox rows or commands to the broker failed."""
+
+
+class DeadLetterError(ProteanCeleryError):
+    """A dead-letter operation cannot be done: unknown entry, or its task no longer exists."""
 
 
 class EventStoreError(ProteanCeleryError):

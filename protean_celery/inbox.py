@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
@@ -95,7 +95,7 @@ class Inbox:
                 handle()
                 session.execute(
                     insert(inbox_table).values(
-                        message_key=key, handler=handler, processed_at=datetime.now(timezone.utc)
+                        message_key=key, handler=handler, processed_at=datetime.now(UTC)
                     )
                 )
         except _Duplicate:

@@ -94,6 +94,9 @@ def truncate(domain: Any, cursors: Any = None) -> None:
     Inbox(domain).truncate()
     if cursors is not None and hasattr(cursors, "truncate"):
         cursors.truncate()
+        from protean_celery.deadletter import DeadLetters
+
+        DeadLetters(cursors.engine).truncate()
 
 
 def _ours(domain: Any, cursors: Any) -> Iterable[Any]:
@@ -105,6 +108,9 @@ def _ours(domain: Any, cursors: Any) -> Iterable[Any]:
         targets.append(store)
     if cursors is not None and hasattr(cursors, "setup"):
         targets.append(cursors)
+        from protean_celery.deadletter import DeadLetters
+
+        targets.append(DeadLetters(cursors.engine))
     return targets
 
 

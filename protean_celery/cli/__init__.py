@@ -1,6 +1,7 @@
 """``celery -A app protean …``: registered through the ``celery.commands`` entry point.
 
-Sub-commands: ``topology``, ``check``, ``db setup|setup-outbox|drop|truncate``.
+Sub-commands: ``topology``, ``check``, ``status``, ``db setup|setup-outbox|drop|truncate``,
+``dlq list|inspect|replay|replay-all|purge``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 import click
 
 from protean_celery.cli.db import db
+from protean_celery.cli.dlq import dlq, status
 from protean_celery.cli.inspect import check, topology
 
 __all__ = ["protean", "app_of"]
@@ -40,3 +42,5 @@ def app_of(ctx: click.Context) -> Any:
 protean.add_command(topology)
 protean.add_command(check)
 protean.add_command(db)
+protean.add_command(dlq)
+protean.add_command(status)

@@ -6,14 +6,16 @@ and decides what a failure means, in one table:
 ============================  ==============================================
 failure                       what happens
 ============================  ==============================================
-payload is not a Protean      logged with the task id, rejected without
+payload is not a Protean      dead-lettered at once, rejected without
 message / checksum mismatch   requeue (poison: a retry cannot fix it)
-command type with no handler  logged, rejected without requeue
+command type with no handler, dead-lettered, rejected without requeue
+or data Protean cannot
+rebuild (DeserializationError)
 ``ExpectedVersionError``      retried in-process (``version_retries``), then
                               as any handler error
 any other handler error       Celery retry with exponential backoff and
                               jitter, up to the handler's ``max_retries``;
-                              then logged as exhausted and re-raised
+                              then dead-lettered and re-raised
 ============================  ==============================================
 
 After a handler commits, the task nudges the relay so the messages it produced
@@ -22,11 +24,13 @@ leave at once instead of at the next beat tick.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Reject
+from protean.exceptions import DeserializationError
 
 from protean_celery.envelope import decode, describe
 from protean_celery.errors import DecodeError, UnknownHandlerError
@@ -81,6 +85,24 @@ def _register_relay(celery: Any, runtime: Runtime, name: str, what: str) -> None
     celery.task(name=name, ignore_result=True, acks_late=False, shared=False)(relay)
 
 
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if Celery can serialise it as JSON, else a RuntimeError carrying its repr."""
+    try:
+        json.dumps(exc.args)
+        return exc
+    except (TypeError, ValueError):
+        return RuntimeError(repr(exc)[:1000])
+
+
+def _park(runtime: Runtime, route: Route, payload: Any, error: BaseException, attempts: int = 1) -> None:
+    try:
+        entry = runtime.dead_letters.park(route.task_name, payload, error, attempts=attempts)
+    except Exception:  # the store is down: say so loudly, with the task, rather than lose it quietly
+        logger.exception("%s: could not dead-letter a message (%s); payload: %.500r", route.task_name, error, payload)
+        raise
+    logger.warning("%s: message dead-lettered as %s", route.task_name, entry)
+
+
 def _serial_key(route: Route, message: Any) -> str | None:
     if route.spec.kind not in (HandlerKind.PROJECTOR, HandlerKind.PROCESS_MANAGER):
         return None
@@ -95,6 +117,7 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         message = decode(payload)
     except DecodeError as exc:
         logger.error("%s: task %s rejected, not a Protean message: %s", route.task_name, request_id, exc)
+        _park(runtime, route, payload, exc)
         raise Reject(str(exc), requeue=False) from exc
     options = runtime.settings.for_handler(route.spec.name)
     try:
@@ -102,22 +125,26 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
             outcome = run_handler(
                 runtime.domain, route.spec, message, version_retries=options.version_retries, inbox=runtime.inbox
             )
-    except UnknownHandlerError as exc:
+    except (UnknownHandlerError, DeserializationError) as exc:
+        # No retry can fix a type nobody handles or data Protean cannot rebuild.
         logger.error("%s: task %s rejected: %s", route.task_name, request_id, exc)
+        _park(runtime, route, payload, exc)
         raise Reject(str(exc), requeue=False) from exc
     except Exception as exc:
         retries = int(getattr(task.request, "retries", 0) or 0)
         if retries >= options.max_retries:
             logger.error(
-                "%s: %s failed after %d attempts: %r", route.task_name, describe(message), retries + 1, exc
+                "%s: %s failed after %d attempts, dead-lettered: %r", route.task_name, describe(message),
+                retries + 1, exc,
             )
+            _park(runtime, route, payload, exc, attempts=retries + 1)
             raise
         delay = min(options.retry_delay_seconds * 2**retries, MAX_RETRY_DELAY) * (0.75 + random.random() / 2)
         logger.warning(
             "%s: %s failed (attempt %d), retrying in %.2fs: %r",
             route.task_name, describe(message), retries + 1, delay, exc,
         )
-        raise task.retry(exc=exc, countdown=delay, max_retries=options.max_retries) from exc
+        raise task.retry(exc=_portable(exc), countdown=delay, max_retries=options.max_retries) from exc
     if outcome is Outcome.HANDLED:
         runtime.nudge()
     return outcome.value

@@ -115,3 +115,24 @@ def test_redelivered_events_run_the_side_effect_once(env):
         log = worker.log()
     assert log.count("duplicate Orders.ShipmentCreated.v1") == 5
     assert log.count("succeeded in") and log.count("'duplicate'") == 5
+
+
+def test_poison_ends_in_the_dead_letter_queue_and_the_cli_shows_it(env):
+    assert celery(env, "protean", "db", "setup").returncode == 0
+    with WorkerProcess(APP, concurrency=1, env=env) as worker:
+        from celery import Celery
+
+        client = Celery(broker=env["CELERY_BROKER_URL"])
+        client.send_task("protean.orders.OrderFulfillment", args=({"data": {}, "metadata": {"headers": {}}},),
+                         task_id="poison-2", queue="protean.orders.OrderFulfillment")
+        worker.wait_for("message dead-lettered as", timeout=30)
+    listed = celery(env, "protean", "dlq", "list", "--task", "protean.orders.OrderFulfillment").stdout
+    assert "1 dead letter(s)." in listed and "DeserializationError" in listed
+    entry_id = listed.split()[0]
+    inspected = celery(env, "protean", "dlq", "inspect", entry_id).stdout
+    assert "task       protean.orders.OrderFulfillment" in inspected and "Traceback" in inspected
+    assert "dead letters  1" in celery(env, "protean", "status").stdout
+    assert "Replayed" in celery(env, "protean", "dlq", "replay", entry_id).stdout
+    assert "0 dead letter(s)." in celery(env, "protean", "dlq", "list").stdout
+    purged = celery(env, "protean", "dlq", "purge", "--yes").stdout
+    assert "Purged 0 dead letter(s)." in purged

@@ -142,3 +142,40 @@ def test_drain_reports_what_is_pending_when_a_bound_runs_out(shop_app):
         report = drain(shop_app, max_cycles=1)
     assert not report.satisfied
     assert report.unrelayed == 1  # the event the command raised waits in the outbox
+
+
+def test_poison_is_dead_lettered_with_its_error(shop_app):
+    with pytest.raises(Reject):
+        shop_app.tasks[TASK].run({"hello": "world"})
+    [entry] = shop_app.runtime.dead_letters.list()
+    assert entry.task == TASK and entry.payload == {"hello": "world"}
+    assert entry.error.startswith("DecodeError: Task payload is not a Protean message")
+    assert shop_app.runtime.dead_letters.depth() == {TASK: 1}
+
+
+def test_an_exhausted_message_is_dead_lettered_and_replays_once_fixed(shop_app, failing_place, monkeypatch):
+    from protean_celery.tasks import execute
+    from tests.support.shop import OrderCommands
+
+    payload = encode(_command(shop_app))
+    shop_app.relay()  # the command left the store for its queue ...
+    _purge(shop_app)  # ... and a worker took it, failing on every attempt:
+    with pytest.raises(RuntimeError):
+        execute(_FakeTask(retries=3), shop_app.runtime, shop_app.topology.route(TASK), payload)
+    [entry] = shop_app.runtime.dead_letters.list(task=TASK)
+    assert (entry.attempts, entry.message_type, entry.category) == (4, "Shop.PlaceOrder.v1", "shop::order:command")
+    assert "warehouse offline" in entry.error and "Traceback" in entry.traceback
+    monkeypatch.undo()  # the handler is fixed
+    assert OrderCommands._handlers["Shop.PlaceOrder.v1"]
+    shop_app.runtime.replay(entry.id, shop_app)
+    assert shop_app.runtime.dead_letters.list() == []
+    report = drain(shop_app)
+    assert report.satisfied and not report.failures
+    with shop_app.domain.domain_context():
+        assert shop_app.domain.repository_for(Order).get("o1").status == "shipped"
+
+
+def _purge(app):
+    with app.connection_for_write() as conn:
+        for queue in app.topology.queues:
+            queue.bind(conn.default_channel).purge()

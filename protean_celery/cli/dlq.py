@@ -1,0 +1,110 @@
+"""``celery -A app protean dlq list|inspect|replay|replay-all|purge`` and ``… protean status``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+__all__ = ["dlq", "status"]
+
+
+def _app(ctx: click.Context) -> Any:
+    from protean_celery.cli import app_of
+
+    return app_of(ctx)
+
+
+def _since(hours: float | None) -> datetime | None:
+    return datetime.now(UTC) - timedelta(hours=hours) if hours else None
+
+
+@click.group()
+def dlq() -> None:
+    """Messages no handler could handle, with their errors."""
+
+
+@dlq.command(name="list")
+@click.option("--task", help="only this task (protean.<domain>.<Handler>)")
+@click.option("--category", help="only this stream category")
+@click.option("--hours", type=float, help="only failures in the last N hours")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.pass_context
+def list_(ctx: click.Context, task: str | None, category: str | None, hours: float | None, limit: int) -> None:
+    """List dead letters, newest failure first."""
+    entries = _app(ctx).runtime.dead_letters.list(task, category, _since(hours), limit)
+    for entry in entries:
+        click.echo(
+            f"{entry.id}  {entry.last_failed_at:%Y-%m-%d %H:%M:%S}  {entry.task}  "
+            f"{entry.message_type or '?'} {entry.message_id or '?'}  x{entry.attempts}  {entry.error[:100]}"
+        )
+    click.echo(f"{len(entries)} dead letter(s).")
+
+
+@dlq.command()
+@click.argument("entry_id")
+@click.pass_context
+def inspect(ctx: click.Context, entry_id: str) -> None:
+    """Show one dead letter: message, error, traceback, attempts, times."""
+    entry = _app(ctx).runtime.dead_letters.get(entry_id)
+    click.echo(f"id         {entry.id}\ntask       {entry.task}\ncategory   {entry.category}")
+    click.echo(f"message    {entry.message_type} {entry.message_id}\nattempts   {entry.attempts}")
+    click.echo(f"first      {entry.first_failed_at}\nlast       {entry.last_failed_at}\nerror      {entry.error}")
+    click.echo("payload")
+    click.echo(json.dumps(entry.payload, indent=2, default=str))
+    click.echo("traceback")
+    click.echo(entry.traceback or "")
+
+
+@dlq.command()
+@click.argument("entry_id")
+@click.pass_context
+def replay(ctx: click.Context, entry_id: str) -> None:
+    """Republish one dead letter to its handler's queue."""
+    app = _app(ctx)
+    click.echo(f"Replayed {entry_id} as task {app.runtime.replay(entry_id, app)}.")
+
+
+@dlq.command(name="replay-all")
+@click.option("--task")
+@click.option("--category")
+@click.pass_context
+def replay_all(ctx: click.Context, task: str | None, category: str | None) -> None:
+    """Republish every dead letter that matches."""
+    app = _app(ctx)
+    entries = app.runtime.dead_letters.list(task, category, None, limit=1_000_000)
+    for entry in entries:
+        app.runtime.replay(entry.id, app)
+    click.echo(f"Replayed {len(entries)} dead letter(s).")
+
+
+@dlq.command()
+@click.option("--task")
+@click.option("--category")
+@click.option("--yes", "-y", is_flag=True, help="Skip the confirmation prompt.")
+@click.pass_context
+def purge(ctx: click.Context, task: str | None, category: str | None, yes: bool) -> None:
+    """Delete dead letters that match (all of them without filters)."""
+    if not yes and not click.confirm("This deletes dead letters for good. Are you sure?"):
+        raise click.Abort()
+    click.echo(f"Purged {_app(ctx).runtime.dead_letters.purge(task, category)} dead letter(s).")
+
+
+@click.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Outbox rows and commands not yet relayed, queue depths, messages in flight, dead letters."""
+    from protean_celery.backlog import backlog
+
+    app = _app(ctx)
+    measured = backlog(app)
+    click.echo(f"unrelayed  {measured.unrelayed} (outbox rows and commands)")
+    click.echo(f"in flight  {measured.in_flight}")
+    for name, depth in measured.queued.items():
+        click.echo(f"queue      {name}  {depth}")
+    depth = app.runtime.dead_letters.depth()
+    click.echo(f"dead letters  {sum(depth.values())}")
+    for task, count in sorted(depth.items()):
+        click.echo(f"  {task}  {count}")

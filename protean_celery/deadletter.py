@@ -1,0 +1,187 @@
+"""Dead letters: messages a handler task could not handle, kept with their error (I/O).
+
+A message lands here instead of vanishing when its payload is not a Protean
+message (or its checksum is wrong), when no handler accepts its type, or when a
+handler failed on every retry. Each entry keeps the task and handler, the
+message, the error and traceback, the attempts, and the first and last failure
+times. ``replay`` republishes the message to the original handler's exchange
+with its category as routing key, then removes the entry. Works on any Celery
+broker: the store is a table in the relay's state database.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, delete, func, select
+
+from protean_celery.errors import DeadLetterError
+
+__all__ = ["DeadLetter", "DeadLetters", "dead_letters_table"]
+
+metadata = MetaData()
+
+dead_letters_table = Table(
+    "protean_celery_dead_letters",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("task", String(255), nullable=False, index=True),
+    Column("category", String(255), nullable=True, index=True),
+    Column("message_type", String(255), nullable=True),
+    Column("message_id", String(255), nullable=True),
+    Column("payload", JSON, nullable=True),
+    Column("error", Text, nullable=False),
+    Column("traceback", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("first_failed_at", DateTime(timezone=True), nullable=False),
+    Column("last_failed_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One parked message."""
+
+    id: str
+    task: str
+    category: str | None
+    message_type: str | None
+    message_id: str | None
+    payload: Any
+    error: str
+    traceback: str | None
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+
+
+class DeadLetters:
+    """The dead-letter store on ``engine`` (a SQLAlchemy engine)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def setup(self) -> None:
+        """Create the table (idempotent)."""
+        metadata.create_all(self.engine, tables=[dead_letters_table])
+
+    def drop(self) -> None:
+        """Drop the table."""
+        metadata.drop_all(self.engine, tables=[dead_letters_table])
+
+    def truncate(self) -> None:
+        """Delete every entry."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(dead_letters_table))
+
+    def park(self, task: str, payload: Any, error: BaseException, attempts: int = 1) -> str:
+        """Keep ``payload`` with ``error``; a message parked again for the same task updates its entry."""
+        headers = _headers(payload)
+        now = datetime.now(UTC)
+        text = f"{type(error).__name__}: {error}"
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        safe_payload = payload if _json_safe(payload) else repr(payload)
+        with self.engine.begin() as conn:
+            existing = None
+            if headers.get("id"):
+                existing = conn.execute(
+                    select(dead_letters_table.c.id).where(
+                        dead_letters_table.c.task == task, dead_letters_table.c.message_id == str(headers["id"])
+                    )
+                ).scalar()
+            if existing:
+                conn.execute(
+                    dead_letters_table.update().where(dead_letters_table.c.id == existing).values(
+                        error=text, traceback=trace, attempts=dead_letters_table.c.attempts + attempts,
+                        last_failed_at=now,
+                    )
+                )
+                return str(existing)
+            entry_id = str(uuid.uuid4())
+            conn.execute(
+                dead_letters_table.insert().values(
+                    id=entry_id, task=task, category=_category(payload), message_type=headers.get("type"),
+                    message_id=str(headers["id"]) if headers.get("id") else None, payload=safe_payload,
+                    error=text, traceback=trace, attempts=attempts, first_failed_at=now, last_failed_at=now,
+                )
+            )
+            return entry_id
+
+    def list(
+        self, task: str | None = None, category: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Entries, newest failure first, filtered by task, category and time."""
+        query = select(dead_letters_table).order_by(dead_letters_table.c.last_failed_at.desc()).limit(limit)
+        query = _filtered(query, task, category, since)
+        with self.engine.connect() as conn:
+            return [DeadLetter(**dict(row)) for row in conn.execute(query).mappings()]
+
+    def get(self, entry_id: str) -> DeadLetter:
+        """One entry.
+
+        Raises:
+            DeadLetterError: no entry has this id.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(select(dead_letters_table).where(dead_letters_table.c.id == entry_id)).mappings().first()
+        if row is None:
+            raise DeadLetterError(f"No dead letter {entry_id!r}: `celery -A <app> protean dlq list` shows the ids.")
+        return DeadLetter(**dict(row))
+
+    def remove(self, entry_id: str) -> None:
+        """Delete one entry."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(dead_letters_table).where(dead_letters_table.c.id == entry_id))
+
+    def purge(self, task: str | None = None, category: str | None = None) -> int:
+        """Delete the entries that match; returns how many."""
+        statement = _filtered(delete(dead_letters_table), task, category, None)
+        with self.engine.begin() as conn:
+            return int(conn.execute(statement).rowcount or 0)
+
+    def depth(self) -> dict[str, int]:
+        """Entries per task."""
+        query = select(dead_letters_table.c.task, func.count()).group_by(dead_letters_table.c.task)
+        with self.engine.connect() as conn:
+            return {str(task): int(count) for task, count in conn.execute(query)}
+
+
+def _filtered(statement: Any, task: str | None, category: str | None, since: datetime | None) -> Any:
+    if task:
+        statement = statement.where(dead_letters_table.c.task == task)
+    if category:
+        statement = statement.where(dead_letters_table.c.category == category)
+    if since:
+        statement = statement.where(dead_letters_table.c.last_failed_at >= since)
+    return statement
+
+
+def _headers(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, dict):
+        headers = (payload.get("metadata") or {}).get("headers") if isinstance(payload.get("metadata"), dict) else None
+        return headers if isinstance(headers, dict) else {}
+    return {}
+
+
+def _category(payload: Any) -> str | None:
+    if isinstance(payload, dict) and isinstance(payload.get("metadata"), dict):
+        domain = payload["metadata"].get("domain")
+        if isinstance(domain, dict) and domain.get("stream_category"):
+            return str(domain["stream_category"])
+        stream = _headers(payload).get("stream")
+        if stream:
+            return str(stream).partition("-")[0]
+    return None
+
+
+def _json_safe(payload: Any) -> bool:
+    try:
+        json.dumps(payload)
+        return True
+    except (TypeError, ValueError):
+        return False
