@@ -30,7 +30,8 @@ from protean.utils.processing import processing_priority
 from protean_celery.envelope import describe, message_key, metadata_of
 from protean_celery.errors import UnknownHandlerError
 from protean_celery.inbox import Inbox
-from protean_celery.registry import HandlerSpec
+from protean_celery.registry import HandlerKind, HandlerSpec
+from protean_celery.tasks.process_manager import already_handled
 
 __all__ = ["Outcome", "run_handler"]
 
@@ -82,6 +83,9 @@ def run_handler(
             if metadata.headers.is_expired():
                 logger.info("%s: skipped expired command %s", spec.name, describe(message))
                 return Outcome.EXPIRED
+            if spec.kind is HandlerKind.PROCESS_MANAGER and already_handled(handler_cls, message):
+                logger.info("%s: redelivered %s already made a transition", spec.name, describe(message))
+                return Outcome.DUPLICATE
             priority = getattr(metadata.domain, "priority", 0) or 0
             with processing_priority(priority):
                 handled = _invoke(handler_cls, message, version_retries, inbox, spec.path)

@@ -102,3 +102,45 @@ def test_a_redelivered_message_is_absorbed_by_the_inbox(protean_celery_app):
     assert orders.apply(args=(encode(placed),)).get() == "duplicate"
     assert drain(protean_celery_app).satisfied
     assert _facts(protean_celery_app, "o-twice")["courier_calls"] == 1
+
+
+def test_a_redelivered_event_issues_no_second_command_even_without_its_inbox_marker(protean_celery_app):
+    from protean_celery.envelope import encode
+    from protean_celery.inbox import inbox_table
+
+    process_and_wait(protean_celery_app, _place("o-pm"))
+    with protean_celery_app.runtime.inbox.engine.begin() as conn:
+        conn.execute(inbox_table.delete())  # the crash window: transition appended, marker lost
+    with protean_celery_app.domain.domain_context():
+        store = protean_celery_app.domain.event_store.store
+        confirmed = [m for m in store.read("orders::payment-o-pm") if m.metadata.headers.type.endswith("Confirmed.v1")]
+    pm = protean_celery_app.tasks["protean.orders.OrderFulfillment"]
+    assert pm.apply(args=(encode(confirmed[0]),)).get() == "duplicate"
+    assert drain(protean_celery_app).satisfied
+    with protean_celery_app.domain.domain_context():
+        shipments = store.read("orders::shipment:command-o-pm")
+    assert [m.metadata.headers.type for m in shipments] == ["Orders.CreateShipment.v1", "Orders.DeliverShipment.v1"]
+
+
+def test_an_event_before_its_saga_started_is_retried_then_dead_lettered(protean_celery_app):
+    from protean_celery.envelope import encode
+
+    process_and_wait(protean_celery_app, _place("o-early"))
+    with protean_celery_app.domain.domain_context():
+        store = protean_celery_app.domain.event_store.store
+        reserved = [
+            m for m in store.read("orders::inventory-o-early") if m.metadata.headers.type.endswith("Reserved.v1")
+        ]
+    payload = encode(reserved[0])
+    payload["data"]["order_id"] = "o-never-placed"  # an event for a saga that has not started
+    payload["metadata"]["envelope"]["checksum"] = None
+    pm = protean_celery_app.tasks["protean.orders.OrderFulfillment"]
+    from protean.utils.eventing import Message
+
+    payload = Message.deserialize({**payload, "metadata": {**payload["metadata"], "envelope": {"specversion": "1.0"}}},
+                                  validate=False).to_dict()
+    result = pm.apply(args=(payload,))
+    assert result.failed()
+    [entry] = protean_celery_app.runtime.dead_letters.list(task="protean.orders.OrderFulfillment")
+    assert "before instance 'o-never-placed' was started" in entry.error
+    assert entry.attempts == 4  # the first try and three retries

@@ -1,0 +1,63 @@
+"""Process-manager safety Protean leaves to the runtime.
+
+Before a process manager handles an event:
+
+* **Redelivery**: if a transition in the instance's stream was caused by this very
+  event (its ``causation_id`` is the event's id), the event was handled already,
+  even when the inbox marker was lost in a crash between the transition's append
+  and the marker's commit. It is acknowledged as a duplicate: no second command.
+* **Early events**: a non-start event whose instance does not exist yet is not
+  dropped (Protean skips it with a debug log); it raises :class:`EarlyEventError`,
+  which the task retries with backoff and, once retries are exhausted, dead-letters
+  with that reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protean.core.process_manager import _resolve_correlation_value
+from protean.utils.eventing import Message
+
+from protean_celery.envelope import metadata_of
+from protean_celery.errors import MessageError
+
+__all__ = ["EarlyEventError", "already_handled"]
+
+
+class EarlyEventError(MessageError):
+    """A non-start event reached a process manager before its instance was started."""
+
+
+def already_handled(pm_cls: Any, message: Message) -> bool:
+    """Whether ``pm_cls`` already made a transition caused by ``message``.
+
+    Must run inside a domain context.
+
+    Raises:
+        EarlyEventError: a non-start event for an instance that does not exist yet.
+    """
+    from protean.utils.globals import current_domain
+
+    event = message.to_domain_object()
+    headers = metadata_of(message).headers
+    handlers = pm_cls._handlers.get(headers.type) or pm_cls._handlers.get("$any") or ()
+    store: Any = current_domain.event_store.store
+    for method in handlers:
+        correlation = _resolve_correlation_value(event, method._correlate)
+        stream = f"{pm_cls.meta_.stream_category}-{correlation}"
+        transitions = store.read(stream, no_of_messages=1_000_000)
+        if any(_caused_by(t, headers.id) for t in transitions):
+            return True
+        if not transitions and not getattr(method, "_start", False):
+            raise EarlyEventError(
+                f"{headers.type} {headers.id} reached {pm_cls.__name__} before instance {correlation!r} was "
+                "started; it is retried with backoff, then dead-lettered.",
+                correlation=str(correlation),
+            )
+    return False
+
+
+def _caused_by(transition: Message, message_id: Any) -> bool:
+    domain = transition.metadata.domain if transition.metadata else None
+    return domain is not None and domain.causation_id == message_id
