@@ -24,6 +24,7 @@ from protean_celery.registry import read_handlers
 from protean_celery.settings import CelerySettings, load_settings
 from protean_celery.sql import tune_sqlite
 from protean_celery.tasks import register_tasks
+from protean_celery.tasks.retry import RetryPolicies
 from protean_celery.tasks.serial import SerialLock
 from protean_celery.topology import Topology, build_topology
 
@@ -46,6 +47,7 @@ class Runtime:
         )
         self.cursors = cursors
         self.relay = Relay(celery, domain, self.topology, settings, cursors)
+        self.retry_policies = RetryPolicies(domain, settings, (route.spec for route in self.topology.routes))
         # Appends to these categories never create outbox rows: commands and
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}

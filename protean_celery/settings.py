@@ -28,27 +28,47 @@ from typing import Any
 
 from protean_celery.errors import ConfigurationError
 
-__all__ = ["CelerySettings", "HandlerOptions", "MIN_RELAY_INTERVAL", "load_settings"]
+__all__ = [
+    "BASE_HANDLER_OPTIONS", "CelerySettings", "HandlerOptions", "MIN_RELAY_INTERVAL", "load_settings", "merge_options"
+]
 
 #: Beat fires the relay at most this often (seconds) by default.
 MIN_RELAY_INTERVAL = 1.0
 
-_HANDLER_KEYS = {"max_retries", "retry_delay_seconds", "version_retries"}
+#: Per-handler keys and their types.
+_HANDLER_KEYS: dict[str, type] = {
+    "max_retries": int,
+    "retry_delay_seconds": float,
+    "version_retries": int,
+    "transient_retries": int,
+}
 
 
 @dataclass(frozen=True)
 class HandlerOptions:
-    """Retry options for one handler task.
+    """Retry options for one handler task, as configured under ``[custom.celery]``.
+
+    ``None`` means "not set here": ``max_retries`` and ``retry_delay_seconds``
+    then come from Protean's own handler settings (``ConfigResolver``: the
+    handler's ``Meta``, ``[server.subscriptions.<Name>]``,
+    ``[server.stream_subscription]``); see ``tasks/retry.py``.
 
     Attributes:
-        max_retries: Celery retries after the first failed attempt.
-        retry_delay_seconds: base delay between retries (doubled each retry, capped).
+        max_retries: Celery retries of a handler error after the first attempt.
+        retry_delay_seconds: base delay between those retries (doubled each retry, capped).
         version_retries: immediate in-process retries on ``ExpectedVersionError``.
+        transient_retries: Celery retries of a transient infrastructure error
+            (connection lost, timeout, database operational error).
     """
 
-    max_retries: int = 3
-    retry_delay_seconds: float = 1.0
-    version_retries: int = 5
+    max_retries: int | None = None
+    retry_delay_seconds: float | None = None
+    version_retries: int | None = None
+    transient_retries: int | None = None
+
+
+#: What a handler gets when nothing is configured anywhere.
+BASE_HANDLER_OPTIONS = HandlerOptions(max_retries=3, retry_delay_seconds=1.0, version_retries=5, transient_retries=10)
 
 
 @dataclass(frozen=True)
@@ -82,8 +102,26 @@ class CelerySettings:
     state_database_uri: str | None = None
 
     def for_handler(self, name: str) -> HandlerOptions:
-        """The retry options of the handler class called ``name``."""
-        return self.handlers.get(name, self.handler_defaults)
+        """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.
+
+        Keys set nowhere stay ``None``.
+        """
+        own = self.handlers.get(name)
+        if own is None:
+            return self.handler_defaults
+        return merge_options(own, self.handler_defaults)
+
+
+def merge_options(first: HandlerOptions, *rest: HandlerOptions) -> HandlerOptions:
+    """Each key from the first options that set it (``None`` is unset)."""
+    values = {}
+    for item in fields(HandlerOptions):
+        for options in (first, *rest):
+            value = getattr(options, item.name)
+            if value is not None:
+                values[item.name] = value
+                break
+    return HandlerOptions(**values)
 
 
 def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> CelerySettings:
@@ -112,17 +150,17 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         relay_batch_size=int(outbox.get("messages_per_tick") or 50),
     )
     per_handler = table.pop("handlers", {}) or {}
-    defaults = _handler_options(HandlerOptions(), _pick(table, _HANDLER_KEYS), "[custom.celery]")
+    defaults = _handler_options(_pick(table, set(_HANDLER_KEYS)), "[custom.celery]")
     known = {f.name for f in fields(CelerySettings)} - {"handler_defaults", "handlers"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigurationError(
             f"Unknown [custom.celery] setting(s) {', '.join(unknown)}. "
-            f"Known settings: {', '.join(sorted(known | _HANDLER_KEYS | {'handlers'}))}."
+            f"Known settings: {', '.join(sorted(known | set(_HANDLER_KEYS) | {'handlers'}))}."
         )
     values = {key: _coerce(key, table[key], getattr(base, key)) for key in table}
     handlers = {
-        name: _handler_options(defaults, dict(opts or {}), f"[custom.celery.handlers.{name}]")
+        name: _handler_options(dict(opts or {}), f"[custom.celery.handlers.{name}]")
         for name, opts in dict(per_handler).items()
     }
     settings = replace(base, handler_defaults=defaults, handlers=handlers, **values)
@@ -134,17 +172,20 @@ def _pick(table: dict[str, Any], keys: set[str]) -> dict[str, Any]:
     return {key: table.pop(key) for key in list(table) if key in keys}
 
 
-def _handler_options(base: HandlerOptions, table: dict[str, Any], where: str) -> HandlerOptions:
-    unknown = sorted(set(table) - _HANDLER_KEYS)
+def _handler_options(table: dict[str, Any], where: str) -> HandlerOptions:
+    unknown = sorted(set(table) - set(_HANDLER_KEYS))
     if unknown:
         raise ConfigurationError(
             f"Unknown {where} setting(s) {', '.join(unknown)}. Known: {', '.join(sorted(_HANDLER_KEYS))}."
         )
-    values = {key: _coerce(f"{where} {key}", value, getattr(base, key)) for key, value in table.items()}
-    options = replace(base, **values)
-    if options.max_retries < 0 or options.retry_delay_seconds < 0 or options.version_retries < 0:
-        raise ConfigurationError(f"{where}: retry settings must be zero or positive, got {options}.")
-    return options
+    values = {key: _coerce(f"{where} {key}", value, _HANDLER_KEYS[key](0)) for key, value in table.items()}
+    negative = sorted(key for key, value in values.items() if value < 0)
+    if negative:
+        raise ConfigurationError(f"{where}: retry settings must be zero or positive, got {', '.join(negative)} < 0.")
+    return HandlerOptions(**values)
+
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -156,7 +197,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         return type(default)(value)
     except (TypeError, ValueError):
         raise ConfigurationError(
-            f"[custom.celery] {key} must be a {type(default).__name__}, got {value!r}."
+            f"[custom.celery] {key} must be {_KINDS.get(type(default), type(default).__name__)}, got {value!r}."
         ) from None
 
 

@@ -1,7 +1,8 @@
 """One named Celery task per handler, plus the relay tasks.
 
 The task body decodes the payload, runs the handler (``handle.run_handler``),
-and decides what a failure means, in one table:
+and decides what a failure means, in one table (the retry pace and budgets are
+in ``tasks/retry.py``):
 
 ============================  ==============================================
 failure                       what happens
@@ -11,43 +12,46 @@ message / checksum mismatch   requeue (poison: a retry cannot fix it)
 command type with no handler, dead-lettered, rejected without requeue
 or data Protean cannot
 rebuild (DeserializationError)
-``ExpectedVersionError``      retried in-process (``version_retries``), then
-                              as any handler error
-any other handler error       Celery retry with exponential backoff and
-                              jitter, up to the handler's ``max_retries``;
-                              then dead-lettered and re-raised
+``ExpectedVersionError``      retried in-process (``version_retries``) with
+                              fresh state, then by Celery, quickly
+                              (``transient_retries``)
+transient infrastructure      Celery retry, exponential backoff from 1 s
+error (connection, timeout,   capped at 300 s, up to ``transient_retries``
+database operational error)
+any other handler error       Celery retry, exponential backoff from the
+                              handler's ``retry_delay_seconds``, up to its
+                              ``max_retries`` (Protean's ``ConfigResolver``)
+retries exhausted             dead-lettered with error, traceback and
+                              attempts, then re-raised (task FAILURE)
 ============================  ==============================================
 
-After a handler commits, the task nudges the relay so the messages it produced
-leave at once instead of at the next beat tick.
+``handle_error`` is called on every failed attempt, as Protean calls it. Every
+delay is jittered ±25%. After a handler commits, the task nudges the relay so
+the messages it produced leave at once instead of at the next beat tick.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Reject
 from protean.exceptions import DeserializationError
 
-from protean_celery.envelope import decode, describe
+from protean_celery.envelope import decode, describe, metadata_of
 from protean_celery.errors import DecodeError, UnknownHandlerError
 from protean_celery.registry import HandlerKind
 from protean_celery.tasks.handle import Outcome, run_handler
+from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify
 from protean_celery.topology import Route
 
 if TYPE_CHECKING:
     from protean_celery.app import Runtime
 
-__all__ = ["register_tasks", "MAX_RETRY_DELAY"]
+__all__ = ["register_tasks", "execute", "MAX_RETRY_DELAY"]
 
 logger = logging.getLogger("protean_celery.tasks")
-
-#: Longest wait between two retries of a handler task, in seconds.
-MAX_RETRY_DELAY = 300.0
-
 
 def register_tasks(celery: Any, runtime: Runtime) -> None:
     """Register the handler tasks and the relay tasks of ``runtime`` on ``celery``."""
@@ -119,11 +123,11 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         logger.error("%s: task %s rejected, not a Protean message: %s", route.task_name, request_id, exc)
         _park(runtime, route, payload, exc)
         raise Reject(str(exc), requeue=False) from exc
-    options = runtime.settings.for_handler(route.spec.name)
+    policy = runtime.retry_policies.for_message(route.spec, str(metadata_of(message).headers.type))
     try:
         with runtime.serial.hold(_serial_key(route, message)):
             outcome = run_handler(
-                runtime.domain, route.spec, message, version_retries=options.version_retries, inbox=runtime.inbox
+                runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox
             )
     except (UnknownHandlerError, DeserializationError) as exc:
         # No retry can fix a type nobody handles or data Protean cannot rebuild.
@@ -132,19 +136,21 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         raise Reject(str(exc), requeue=False) from exc
     except Exception as exc:
         retries = int(getattr(task.request, "retries", 0) or 0)
-        if retries >= options.max_retries:
+        failure = classify(exc)
+        budget = policy.budget(failure)
+        if retries >= budget:
             logger.error(
-                "%s: %s failed after %d attempts, dead-lettered: %r", route.task_name, describe(message),
-                retries + 1, exc,
+                "%s: %s failed after %d attempts (%s error), dead-lettered: %r", route.task_name, describe(message),
+                retries + 1, failure.value, exc,
             )
             _park(runtime, route, payload, exc, attempts=retries + 1)
             raise
-        delay = min(options.retry_delay_seconds * 2**retries, MAX_RETRY_DELAY) * (0.75 + random.random() / 2)
+        delay = policy.delay(failure, retries)
         logger.warning(
-            "%s: %s failed (attempt %d), retrying in %.2fs: %r",
-            route.task_name, describe(message), retries + 1, delay, exc,
+            "%s: %s failed (attempt %d, %s error), retrying in %.2fs: %r",
+            route.task_name, describe(message), retries + 1, failure.value, delay, exc,
         )
-        raise task.retry(exc=_portable(exc), countdown=delay, max_retries=options.max_retries) from exc
+        raise task.retry(exc=_portable(exc), countdown=delay, max_retries=budget) from exc
     if outcome is Outcome.HANDLED:
         runtime.nudge()
     return outcome.value

@@ -26,19 +26,20 @@ def test_per_handler_options_inherit_the_defaults():
     config = {"custom": {"celery": {"retry_delay_seconds": 3, "handlers": {"Fulfilment": {"max_retries": 9}}}}}
     settings = load_settings(config)
     assert settings.for_handler("Fulfilment") == HandlerOptions(max_retries=9, retry_delay_seconds=3.0)
-    assert settings.for_handler("Other").retry_delay_seconds == 3.0
+    assert settings.for_handler("Other") == HandlerOptions(retry_delay_seconds=3.0)  # the rest: Protean's
 
 
 @pytest.mark.parametrize(
     ("table", "words"),
     [
         ({"relay_intervall": 1}, "relay_intervall"),
-        ({"relay_interval": "soon"}, "relay_interval must be a float"),
+        ({"relay_interval": "soon"}, "relay_interval must be a number"),
         ({"relay_interval": 0}, "must be positive"),
         ({"visibility_timeout": 10}, "above your longest handler"),
         ({"queue_prefix": "a.b"}, "queue_prefix"),
         ({"handlers": {"X": {"max_retrys": 1}}}, "[custom.celery.handlers.X]"),
         ({"handlers": {"X": {"max_retries": -1}}}, "zero or positive"),
+        ({"transient_retries": "many"}, "transient_retries must be an integer"),
     ],
 )
 def test_bad_settings_name_what_to_fix(table, words):
