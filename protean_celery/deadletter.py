@@ -86,14 +86,18 @@ class DeadLetters:
         text = f"{type(error).__name__}: {error}"
         trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         safe_payload = payload if _json_safe(payload) else repr(payload)
+        key = _message_key(payload)
         with self.engine.begin() as conn:
             existing = None
-            if headers.get("id"):
-                existing = conn.execute(
-                    select(dead_letters_table.c.id).where(
-                        dead_letters_table.c.task == task, dead_letters_table.c.message_id == str(headers["id"])
+            if key:
+                # The same message again (a replay that failed again), never merely the same
+                # headers.id: a command's id is its aggregate's id, and a tampered copy keeps it.
+                candidates = conn.execute(
+                    select(dead_letters_table.c.id, dead_letters_table.c.payload).where(
+                        dead_letters_table.c.task == task, dead_letters_table.c.message_id == key
                     )
-                ).scalar()
+                )
+                existing = next((row.id for row in candidates if row.payload == safe_payload), None)
             if existing:
                 conn.execute(
                     dead_letters_table.update().where(dead_letters_table.c.id == existing).values(
@@ -106,7 +110,7 @@ class DeadLetters:
             conn.execute(
                 dead_letters_table.insert().values(
                     id=entry_id, task=task, category=_category(payload), message_type=headers.get("type"),
-                    message_id=str(headers["id"]) if headers.get("id") else None, payload=safe_payload,
+                    message_id=key, payload=safe_payload,
                     error=text, traceback=trace, attempts=attempts, first_failed_at=now, last_failed_at=now,
                 )
             )
@@ -166,6 +170,19 @@ def _headers(payload: Any) -> dict[str, Any]:
         headers = (payload.get("metadata") or {}).get("headers") if isinstance(payload.get("metadata"), dict) else None
         return headers if isinstance(headers, dict) else {}
     return {}
+
+
+def _message_key(payload: Any) -> str | None:
+    """``headers.id`` for an event, ``stream@position`` for a command (their ids are not unique)."""
+    headers = _headers(payload)
+    if not headers.get("id"):
+        return None
+    domain = payload["metadata"].get("domain") if isinstance(payload.get("metadata"), dict) else None
+    store = payload["metadata"].get("event_store") if isinstance(payload.get("metadata"), dict) else None
+    if isinstance(domain, dict) and domain.get("kind") == "COMMAND" and isinstance(store, dict):
+        if store.get("position") is not None:
+            return f"{headers.get('stream') or ''}@{store['position']}"
+    return str(headers["id"])
 
 
 def _category(payload: Any) -> str | None:

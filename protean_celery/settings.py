@@ -95,7 +95,7 @@ class CelerySettings:
     relay_max_batches: int = 20
     nudge: bool = True
     visibility_timeout: int = 3600
-    lock_minutes: int = 5
+    lock_minutes: float = 5.0
     handler_defaults: HandlerOptions = field(default_factory=HandlerOptions)
     handlers: Mapping[str, HandlerOptions] = field(default_factory=dict)
     queue_prefix: str = "protean"
@@ -204,6 +204,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 def _validate(settings: CelerySettings) -> None:
     if settings.relay_interval <= 0:
         raise ConfigurationError("[custom.celery] relay_interval must be positive (seconds).")
+    if settings.lock_minutes <= 0:
+        raise ConfigurationError("[custom.celery] lock_minutes must be positive (fractions allowed: 0.5 = 30 s).")
     if settings.relay_batch_size < 1 or settings.relay_max_batches < 1:
         raise ConfigurationError("[custom.celery] relay_batch_size and relay_max_batches must be >= 1.")
     if settings.visibility_timeout < 60:

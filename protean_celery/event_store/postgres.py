@@ -2,8 +2,10 @@
 
 ``setup()`` installs ``protean_celery_write()``, a PL/pgSQL function that takes the
 category's advisory lock, checks the expected version, inserts the next position
-and returns it, as Message DB's ``write_message`` does. The caller runs it in
-autocommit, so an append is a single statement and its own transaction.
+and returns it, as Message DB's ``write_message`` does. Alone, an append runs in
+autocommit: a single statement and its own transaction. Inside a Unit of Work
+on the same database it runs on the Unit of Work's connection instead, and the
+category lock is held until that transaction commits.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from protean.exceptions import ExpectedVersionError
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 __all__ = ["WRITE_FUNCTION", "install_write_function", "write"]
@@ -56,6 +58,7 @@ def install_write_function(engine: Engine) -> None:
 def write(
     engine: Engine,
     *,
+    conn: Connection | None = None,
     stream: str,
     category: str,
     message_id: str | None,
@@ -68,6 +71,10 @@ def write(
 ) -> int:
     """Append one message; return its position.
 
+    Args:
+        conn: run on this connection, in its transaction (default: an autocommit
+            connection of ``engine``).
+
     Raises:
         ExpectedVersionError: the stream is not at ``expected``.
     """
@@ -78,8 +85,10 @@ def write(
         "time": time, "expected": expected, "lock": lock,
     }
     try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if conn is not None:
             return int(conn.execute(_CALL, params).scalar_one())
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
+            return int(own.execute(_CALL, params).scalar_one())
     except DBAPIError as error:
         message = str(error.orig)
         if "Wrong expected version" in message:

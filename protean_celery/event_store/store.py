@@ -13,6 +13,13 @@ Guarantees, across processes:
   row that commits late: PostgreSQL writers take a transaction-scoped advisory
   lock per category (inside one server-side function call, ``postgres.py``);
   SQLite writers take the database write lock.
+* **Atomic with the Unit of Work on a shared database.** When the store and
+  a database provider of the domain point at the same database, an append made
+  inside a Unit of Work runs on that Unit of Work's connection (Protean appends
+  while its Unit of Work is active for this purpose, ADR-0015): the events, the
+  aggregate rows, the outbox rows and the inbox marker commit together or not
+  at all. On separate databases an append commits on its own, and a crash
+  between the append and the commit leaves events whose state was never saved.
 * Category reads use the stored category; ``$all`` reads everything; both page
   by inclusive global position, a stream by inclusive position (ADR-0024).
 """
@@ -20,6 +27,7 @@ Guarantees, across processes:
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,8 +116,19 @@ class SQLEventStore(BaseEventStore):
         expected_version: int | None = None,
     ) -> int:
         _check_stream(stream_name)
+        joined = self._unit_of_work_connection()
         if self._postgres:
-            return self._write_postgres(stream_name, message_type, data, metadata, expected_version)
+            return self._write_postgres(stream_name, message_type, data, metadata, expected_version, joined)
+        if joined is not None:
+            try:
+                with self._errors():
+                    position = self._insert(joined, stream_name, message_type, data, metadata, expected_version)
+            except IntegrityError:
+                version = self._version(stream_name)
+                expected = expected_version if expected_version is not None else version - 1
+                raise ExpectedVersionError(_version_message(expected, stream_name, version)) from None
+            self._touched.add(category_of(stream_name))
+            return position
         for _ in range(_WRITE_ATTEMPTS):
             try:
                 with self._errors(), self.engine.connect().execution_options(immediate=True) as conn:
@@ -131,11 +150,13 @@ class SQLEventStore(BaseEventStore):
         data: dict[str, Any],
         meta: dict[str, Any] | None,
         expected_version: int | None,
+        joined: Connection | None = None,
     ) -> int:
         category = category_of(stream_name)
         with self._errors():
             position = postgres.write(
                 self.engine,
+                conn=joined,
                 stream=stream_name,
                 category=category,
                 message_id=((meta or {}).get("headers") or {}).get("id"),
@@ -230,6 +251,24 @@ class SQLEventStore(BaseEventStore):
 
     # -- helpers ----------------------------------------------------------------
 
+    def _unit_of_work_connection(self) -> Connection | None:
+        """The active Unit of Work's connection to this store's database, if it has one."""
+        from protean.utils.globals import current_uow
+
+        uow = current_uow
+        if not uow or not uow.in_progress:
+            return None
+        provider = self._shared_provider()
+        if provider is None:
+            return None
+        session = uow.get_session(provider)
+        connection = getattr(session, "connection", None)
+        return connection() if callable(connection) else None
+
+    def _shared_provider(self) -> str | None:
+        if not hasattr(self, "_shared"):
+            self._shared = shared_provider(self.domain, self.engine)
+        return self._shared
     def _reader(self) -> Connection:
         # One statement per read: on PostgreSQL autocommit saves BEGIN and ROLLBACK round trips.
         conn = self.engine.connect()
@@ -266,6 +305,24 @@ class _ErrorTranslator:
                 f"The event store database {self.where} cannot be reached: {type(error.orig).__name__}. "
                 "Check [event_store] database_uri and that the server is running."
             ) from error
+
+
+def shared_provider(domain: Any, engine: Engine) -> str | None:
+    """The name of the domain's SQL provider whose database is ``engine``'s, if any."""
+    mine = _database_identity(engine.url)
+    for name in domain.providers:
+        other = getattr(domain.providers[name], "_engine", None)
+        if isinstance(other, Engine) and _database_identity(other.url) == mine:
+            return str(name)
+    return None
+
+
+def _database_identity(url: Any) -> tuple[Any, ...]:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        database = url.database or ""
+        return (backend, os.path.realpath(database) if database and database != ":memory:" else None)
+    return (backend, url.host or "localhost", url.port or 5432, url.database, url.username)
 
 
 def _is_lock_error(text_: str) -> bool:

@@ -74,11 +74,19 @@ class _Server:
 
 
 class RedisServer(_Server):
-    """``redis-server`` on a free 127.0.0.1 port, no persistence."""
+    """``redis-server`` on a free 127.0.0.1 port.
 
-    def __init__(self, binary: str | None = None) -> None:
+    Args:
+        binary: the ``redis-server`` to run (default: ``find_redis_server()``).
+        persistent: keep an append-only file fsynced on every write, so a
+            ``kill -9`` and ``restart()`` lose no queued message (as a broker
+            you rely on must be configured); off by default (faster tests).
+    """
+
+    def __init__(self, binary: str | None = None, persistent: bool = False) -> None:
         super().__init__()
         self.binary = binary
+        self.persistent = persistent
 
     @property
     def url(self) -> str:
@@ -95,7 +103,8 @@ class RedisServer(_Server):
 
     def _spawn(self, binary: str, timeout: float) -> None:
         assert self.directory is not None
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *durability,
                    "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -112,7 +121,7 @@ class RedisServer(_Server):
         raise ServerError(f"redis-server did not answer on port {self.port} within {timeout}s: {self._log()}")
 
     def kill(self) -> None:
-        """``kill -9`` the server (its data is gone: persistence is off)."""
+        """``kill -9`` the server (queued messages survive only when ``persistent``)."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)

@@ -59,17 +59,18 @@ class CeleryProcess:
         return self.process.pid
 
     def start(self, timeout: float = 60.0) -> CeleryProcess:
-        """Start the process and wait until it logs that it is ready.
+        """Start the process (again, after a kill) and wait until it logs that it is ready.
 
         Raises:
             ServerError: it exited or did not become ready in ``timeout`` seconds.
         """
         command = [sys.executable, "-m", "celery", "-A", self.app, *self.args]
+        offset = len(self.log())  # a restart appends to the same log: wait for a new "ready"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
             )
-        self.wait_for(self.ready_text, timeout=timeout)
+        self.wait_for(self.ready_text, timeout=timeout, after=offset)
         return self
 
     def wait_for(self, text: str, timeout: float = 60.0, after: int = 0) -> None:
@@ -187,7 +188,7 @@ class BeatProcess(CeleryProcess):
 
 
 def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (read from ``/proc``)."""
+    """Live direct children of ``pid`` (read from ``/proc``; zombies left out)."""
     kids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -196,6 +197,6 @@ def children_of(pid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == pid:
+        if int(fields[1]) == pid and fields[0] != "Z":  # a killed child not reaped yet is gone
             kids.append(int(entry.name))
     return sorted(kids)
