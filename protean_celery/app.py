@@ -45,13 +45,13 @@ class Runtime:
             known_types=_known_types(domain),
         )
         self.cursors = cursors
-        self.relay = Relay(celery, domain, self.topology, settings, cursors)
+        self.dead_letters = DeadLetters(_state_engine(cursors))
+        self.relay = Relay(celery, domain, self.topology, settings, cursors, self.dead_letters)
         # Appends to these categories never create outbox rows: commands and
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.serial = SerialLock(getattr(cursors, "engine", None))
         self.inbox = Inbox(domain)
-        self.dead_letters = DeadLetters(_state_engine(cursors))
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
