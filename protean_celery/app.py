@@ -192,6 +192,8 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "task_default_exchange": topology.relay_queue.name,
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "broker_connection_retry_on_startup": True,
+        # Celery's consumer, but undecodable bodies land in the dead letters.
+        "worker_consumer": "protean_celery.consumer:Consumer",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": beat_entries(
             topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval
