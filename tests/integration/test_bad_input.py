@@ -48,7 +48,7 @@ with app.domain.domain_context():
 print(json.dumps(out))
 """
 
-_IDS = [f"{case}-{n}" for case in ("good", "bad") for n in range(1, 11)]
+_IDS = [*(f"good-{n}" for n in range(1, 17)), *(f"bad-{n}" for n in range(1, 9))]
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +139,29 @@ def test_a_body_that_is_not_even_text_is_kept_as_base64(env, worker):
     entry = _dead_letter(env, worker, start)
     assert entry.error.startswith("DecodeError: ")
     assert entry.payload["body_encoding"] == "base64" and entry.payload["body"] == "//4AZ2FyYmFnZQ=="
+
+
+@pytest.mark.usefixtures("keeps_consuming")
+@pytest.mark.parametrize(
+    ("body", "content_type", "headers", "task", "words"),
+    [
+        (b"\x80\x04K\x01.", "application/x-python-serialize", {"task": COMMANDS, "id": "pickle-1"}, COMMANDS,
+         "Refusing to deserialize untrusted content of type pickle"),
+        (b'{"hello": "world"}', "application/json", {"id": "no-task-1"}, "(no task name)",
+         "it names no task, so it is not a Celery task message"),
+    ],
+    ids=["refused-content-type", "no-task-name"],
+)
+def test_a_message_celery_refuses_is_dead_lettered_raw(env, worker, body, content_type, headers, task, words):
+    start = len(worker.log())
+    with Connection(env["CELERY_BROKER_URL"]) as conn:
+        conn.Producer().publish(body, exchange="", routing_key=COMMANDS, content_type=content_type,
+                                content_encoding="binary", headers=headers)
+    entry = _dead_letter(env, worker, start)
+    assert entry.task == task
+    assert entry.error.startswith("DecodeError: Celery rejected the message before any task ran")
+    assert words in entry.error
+    assert entry.payload["content_type"] == content_type
 
 
 @pytest.mark.usefixtures("keeps_consuming")
