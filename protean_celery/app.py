@@ -46,14 +46,14 @@ class Runtime:
             known_types=_known_types(domain),
         )
         self.cursors = cursors
-        self.relay = Relay(celery, domain, self.topology, settings, cursors)
+        self.dead_letters = DeadLetters(_state_engine(cursors))
+        self.relay = Relay(celery, domain, self.topology, settings, cursors, self.dead_letters)
         self.retry_policies = RetryPolicies(domain, settings, (route.spec for route in self.topology.routes))
         # Appends to these categories never create outbox rows: commands and
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.serial = SerialLock(getattr(cursors, "engine", None))
         self.inbox = Inbox(domain)
-        self.dead_letters = DeadLetters(_state_engine(cursors))
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
@@ -194,6 +194,8 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "task_default_exchange": topology.relay_queue.name,
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "broker_connection_retry_on_startup": True,
+        # Celery's consumer, but undecodable bodies land in the dead letters.
+        "worker_consumer": "protean_celery.consumer:Consumer",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": beat_entries(
             topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval

@@ -1,8 +1,10 @@
 """Dead letters: messages a handler task could not handle, kept with their error (I/O).
 
 A message lands here instead of vanishing when its payload is not a Protean
-message (or its checksum is wrong), when no handler accepts its type, or when a
-handler failed on every retry. Each entry keeps the task and handler, the
+message (or its checksum is wrong), is too large or of another domain, when no
+handler accepts its type, or when a handler failed on every retry; also when the
+worker's consumer turns it away before any task runs (see ``consumer.py``) and
+when the command relay cannot publish it. Each entry keeps the task and handler, the
 message, the error and traceback, the attempts, and the first and last failure
 times. ``replay`` republishes the message to the original handler's exchange
 with its category as routing key, then removes the entry. Works on any Celery

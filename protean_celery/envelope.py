@@ -11,6 +11,7 @@ have id ``o9``), so a command is keyed by its place in the event store,
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -43,12 +44,22 @@ def decode(payload: Any) -> Message:
             payload=_preview(payload),
         )
     try:
-        message = Message.deserialize(dict(payload))
+        # A deep copy: Protean fills missing metadata parts in place, and the
+        # dead letters must keep the payload exactly as it arrived.
+        message = Message.deserialize(copy.deepcopy(dict(payload)), validate=False)
     except Exception as exc:  # Protean raises several types here; all mean "poison"
         raise DecodeError(
             f"Task payload could not be decoded as a Protean message: {exc}",
             payload=_preview(payload),
         ) from exc
+    envelope = message.metadata.envelope if message.metadata else None
+    if envelope is not None and envelope.checksum and not message.verify_integrity():
+        raise DecodeError(
+            "Task payload failed Protean's checksum check: metadata.envelope.checksum does not match its "
+            "data, so the data was changed after the message was written. Find what rewrote it; do not "
+            "replay it as is.",
+            payload=_preview(payload),
+        )
     metadata_of(message)
     return message
 

@@ -10,6 +10,9 @@
     │                                               handler without a stream category
     ├── MessageError                                a message we cannot handle
     │   ├── DecodeError(MessageError, ValueError)   payload is not a Protean message (poison)
+    │   │   └── PayloadTooLarge                     payload above [custom.celery] max_payload_bytes
+    │   ├── ForeignMessageError(MessageError, ValueError)
+    │   │                                           a message of another domain on this app's queue
     │   └── UnknownHandlerError(MessageError, KeyError)
     │                                               a task or message type this worker
     │                                               does not know
@@ -37,6 +40,8 @@ __all__ = [
     "TopologyError",
     "MessageError",
     "DecodeError",
+    "PayloadTooLarge",
+    "ForeignMessageError",
     "UnknownHandlerError",
     "RelayError",
     "DeadLetterError",
@@ -86,6 +91,14 @@ class MessageError(ProteanCeleryError):
 
 class DecodeError(MessageError, ValueError):
     """The task payload is not a valid Protean message (or its checksum is wrong)."""
+
+
+class PayloadTooLarge(DecodeError):
+    """The encoded payload is above ``[custom.celery] max_payload_bytes``."""
+
+
+class ForeignMessageError(MessageError, ValueError):
+    """A message of another domain reached this domain's queue (a routing or naming mistake)."""
 
 
 class UnknownHandlerError(MessageError, KeyError):

@@ -5,6 +5,8 @@
   event store's cached client. The domain is never re-initialised in the child.
 * ``worker_process_shutdown``: close the domain's connections.
 * ``celeryd_init`` / ``beat_init``: stop at start when no broker is configured.
+* ``task_unknown`` / ``task_rejected``: dead-letter what the consumer turns away
+  (see :mod:`protean_celery.consumer`).
 
 Protean's ``Engine`` is never run inside a worker: its shutdown closes the domain.
 """
@@ -15,6 +17,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
+
+from protean_celery import consumer
 
 if TYPE_CHECKING:
     from protean_celery.app import ProteanCelery
@@ -52,3 +56,4 @@ def connect(app: ProteanCelery) -> None:
     signals.worker_process_shutdown.connect(process_shutdown, weak=True)
     signals.celeryd_init.connect(check_broker, weak=True)
     signals.beat_init.connect(check_broker, weak=True)
+    consumer.connect(app)

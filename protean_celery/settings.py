@@ -87,6 +87,8 @@ class CelerySettings:
         handlers: per-handler retry options keyed by handler class name.
         queue_prefix: first part of every task, queue and exchange name.
         state_database_uri: database of the relay cursors (default: the default database).
+        max_payload_bytes: largest encoded task payload the relay publishes and a task
+            accepts (JSON bytes); 0 means no limit.
     """
 
     broker_url: str | None = None
@@ -100,6 +102,7 @@ class CelerySettings:
     handlers: Mapping[str, HandlerOptions] = field(default_factory=dict)
     queue_prefix: str = "protean"
     state_database_uri: str | None = None
+    max_payload_bytes: int = 1_048_576
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.
@@ -211,6 +214,10 @@ def _validate(settings: CelerySettings) -> None:
     if settings.visibility_timeout < 60:
         raise ConfigurationError(
             "[custom.celery] visibility_timeout must be at least 60 s and above your longest handler."
+        )
+    if isinstance(settings.max_payload_bytes, bool) or settings.max_payload_bytes < 0:
+        raise ConfigurationError(
+            "[custom.celery] max_payload_bytes must be zero (no limit) or a positive number of bytes."
         )
     if not settings.queue_prefix or any(ch in settings.queue_prefix for ch in ".*# "):
         raise ConfigurationError("[custom.celery] queue_prefix must be a non-empty word without . * # or spaces.")

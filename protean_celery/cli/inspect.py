@@ -62,9 +62,27 @@ def problems(app: Any) -> list[str]:
             found.append(f"Celery setting {key} = {conf.get(key)!r} weakens a guarantee ({why}): set it to {wanted!r}.")
     if "pickle" in (conf.get("accept_content") or []):
         found.append("accept_content allows pickle: task payloads must be JSON only.")
+    if not _parks_undecodable(conf.get("worker_consumer")):
+        found.append(
+            f"Celery setting worker_consumer = {conf.get('worker_consumer')!r} is not protean_celery.consumer:Consumer "
+            "or a subclass, so task messages whose body cannot be decoded are dropped without a dead letter: "
+            "use it or subclass it."
+        )
     found.extend(_domain_problems(app.domain))
     found.extend(_toml_problems(app.domain))
     return found
+
+
+def _parks_undecodable(consumer: Any) -> bool:
+    from celery.utils.imports import symbol_by_name
+
+    from protean_celery.consumer import Consumer
+
+    try:
+        cls = symbol_by_name(consumer) if isinstance(consumer, str) else consumer
+        return isinstance(cls, type) and issubclass(cls, Consumer)
+    except (ImportError, AttributeError, ValueError):
+        return False
 
 
 def _domain_problems(domain: Any) -> list[str]:

@@ -7,6 +7,12 @@
   (respecting the row's own ``max_retries``, so no row is stranded in FAILED).
 * **Commands.** Protean 0.18 appends async commands to the event store only; the
   relay reads each command category past a locked cursor (see ``cursor.py``).
+  A command that cannot be decoded, or whose payload is above ``max_payload_bytes``,
+  is dead-lettered under the relay's commands task and the cursor moves on.
+
+An outbox row whose payload is above ``max_payload_bytes`` is never published:
+it is marked failed with ``PayloadTooLarge`` (retried with backoff, so raising
+the limit lets it through, then abandoned), never dropped.
 
 Both paths are at-least-once: a crash between publishing and recording it
 re-publishes that batch (after the claim lock expires, for outbox rows).
@@ -16,6 +22,7 @@ they commit so messages leave within milliseconds.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -27,8 +34,10 @@ from protean.utils.eventing import Message
 from protean.utils.outbox import OutboxStatus, _outbox_provider_names
 from protean.utils.query import Q
 
+from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
-from protean_celery.errors import RelayError
+from protean_celery.errors import PayloadTooLarge, RelayError
+from protean_celery.intake import check_size
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
@@ -62,16 +71,24 @@ class Relay:
         topology: the domain's topology.
         settings: protean-celery settings (batch size, lock time).
         cursors: where the command relay keeps its cursors.
+        dead_letters: where commands it cannot publish go (logged and skipped without one).
     """
 
     def __init__(
-        self, celery: Any, domain: Any, topology: Topology, settings: CelerySettings, cursors: CursorStore
+        self,
+        celery: Any,
+        domain: Any,
+        topology: Topology,
+        settings: CelerySettings,
+        cursors: CursorStore,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.celery = celery
         self.domain = domain
         self.topology = topology
         self.settings = settings
         self.cursors = cursors
+        self.dead_letters = dead_letters
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
 
     def run(
@@ -197,26 +214,45 @@ class Relay:
                     for row in rows:
                         message = self._command(row, category, report)
                         domain_meta = metadata_of(message).domain if message is not None else None
-                        if message is not None and (domain_meta is None or domain_meta.asynchronous):
+                        if message is None or (domain_meta is not None and not domain_meta.asynchronous):
+                            continue
+                        try:
                             report.tasks += self.publish(message, category, producer)
-                            report.commands += 1
+                        except PayloadTooLarge as exc:  # no retry makes it smaller
+                            self._park_command(row, category, exc, report)
+                            continue
+                        report.commands += 1
                 return int(rows[-1]["global_position"])
 
             self.cursors.advance(name, step)
 
-    @staticmethod
-    def _command(row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
+    def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
         if row.get("type") == "SNAPSHOT":
             return None
         try:
             return Message.deserialize(row)
         except Exception as exc:  # never block the cursor behind one bad row
-            logger.error(
-                "relay: command at global position %s of %s cannot be decoded and was skipped: %s",
-                row.get("global_position"), category, exc,
-            )
-            report.failed += 1
+            self._park_command(row, category, exc, report)
             return None
+
+    def _park_command(self, row: dict[str, Any], category: str, error: Exception, report: RelayReport) -> None:
+        """Dead-letter a command the relay cannot publish, so the cursor can move past it.
+
+        Raises:
+            Exception: the dead-letter store failed; the cursor stays, the batch is retried.
+        """
+        report.failed += 1
+        where = f"command at global position {row.get('global_position')} of {category}"
+        if self.dead_letters is None:
+            logger.error("relay: %s cannot be published and was skipped: %s", where, error)
+            return
+        payload = json.loads(json.dumps(row, default=str))  # event store rows may hold datetimes
+        try:
+            entry = self.dead_letters.park(self.topology.relay_tasks["commands"], payload, error)
+        except Exception:
+            logger.exception("relay: could not dead-letter %s (%s); it will be read again", where, error)
+            raise
+        logger.warning("relay: %s cannot be published, dead-lettered as %s: %s", where, entry, error)
 
     # -- publishing -------------------------------------------------------------
 
@@ -224,6 +260,7 @@ class Relay:
         """Publish ``message`` to every handler task that takes it; return how many.
 
         Raises:
+            PayloadTooLarge: the encoded message is above ``max_payload_bytes``.
             RelayError: the broker refused the message.
         """
         message_type = str(metadata_of(message).headers.type)
@@ -231,6 +268,7 @@ class Relay:
         if not routes:
             return 0
         payload = encode(message)
+        check_size(payload, self.settings.max_payload_bytes, f"relay of {message_type} to {category!r}")
         key = message_key(message)
         try:
             for route in routes:

@@ -7,11 +7,18 @@ in ``tasks/retry.py``):
 ============================  ==============================================
 failure                       what happens
 ============================  ==============================================
-payload is not a Protean      dead-lettered at once, rejected without
-message / checksum mismatch   requeue (poison: a retry cannot fix it)
-command type with no handler, dead-lettered, rejected without requeue
-or data Protean cannot
-rebuild (DeserializationError)
+payload above                 dead-lettered at once (``PayloadTooLarge``),
+``max_payload_bytes``         rejected without requeue (poison: a retry
+                              cannot fix it)
+payload is not a Protean      dead-lettered at once (``DecodeError``),
+message / checksum mismatch   rejected without requeue
+message of another domain     dead-lettered at once (``ForeignMessageError``,
+                              naming both domains), rejected without requeue
+type the domain does not      dead-lettered at once (``UnknownHandlerError``),
+register or upcast, command   rejected without requeue
+type with no handler, or
+data Protean cannot rebuild
+(DeserializationError)
 ``ExpectedVersionError``      retried in-process (``version_retries``) with
                               fresh state, then by Celery, quickly
                               (``transient_retries``)
@@ -25,6 +32,10 @@ retries exhausted             dead-lettered with error, traceback and
                               attempts, then re-raised (task FAILURE)
 ============================  ==============================================
 
+Messages that never reach a task body (a body that is not valid JSON, an
+unknown task name, content Celery refuses) are dead-lettered by the worker's
+consumer instead: see :mod:`protean_celery.consumer`.
+
 ``handle_error`` is called on every failed attempt, as Protean calls it. Every
 delay is jittered ±25%. After a handler commits, the task nudges the relay so
 the messages it produced leave at once instead of at the next beat tick.
@@ -34,13 +45,20 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from celery.exceptions import Reject
 from protean.exceptions import DeserializationError
 
 from protean_celery.envelope import decode, describe, metadata_of
-from protean_celery.errors import DecodeError, UnknownHandlerError
+from protean_celery.errors import (
+    DecodeError,
+    ForeignMessageError,
+    MessageError,
+    PayloadTooLarge,
+    UnknownHandlerError,
+)
+from protean_celery.intake import check_domain, check_size, check_type
 from protean_celery.registry import HandlerKind
 from protean_celery.tasks.handle import Outcome, run_handler
 from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify
@@ -114,15 +132,45 @@ def _serial_key(route: Route, message: Any) -> str | None:
     return f"{route.spec.path}|{correlation}" if correlation else None
 
 
+def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
+    """The decoded message, once it passed every check of :mod:`protean_celery.intake`."""
+    check_size(payload, runtime.settings.max_payload_bytes, route.task_name)
+    message = decode(payload)
+    domain = runtime.domain
+    check_domain(message, route.spec, domain.normalized_name, domain.camel_case_name, runtime.topology.known_types)
+    check_type(message, route.spec, lambda name: _resolve_type(domain, name))
+    return message
+
+
+def _resolve_type(domain: Any, message_type: str) -> Any:
+    """The class Protean rebuilds ``message_type`` into (as ``Message.to_domain_object`` looks it up)."""
+    found = domain._events_and_commands.get(message_type)
+    return found if found is not None else domain._upcaster_chain.resolve_event_class(message_type)
+
+
+#: How the log line names each rejection.
+_WHY: tuple[tuple[type[MessageError], str], ...] = (
+    (PayloadTooLarge, "payload too large"),
+    (DecodeError, "not a Protean message"),
+    (ForeignMessageError, "message of another domain"),
+    (UnknownHandlerError, "unknown message type"),
+)
+
+
+def _reject(runtime: Runtime, route: Route, payload: Any, request_id: Any, exc: MessageError) -> NoReturn:
+    why = next((text for cls, text in _WHY if isinstance(exc, cls)), "cannot be handled")
+    logger.error("%s: task %s rejected, %s: %s", route.task_name, request_id, why, exc)
+    _park(runtime, route, payload, exc)
+    raise Reject(str(exc), requeue=False) from exc
+
+
 def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
     """The body of every handler task (see the module docstring for the failure table)."""
     request_id = getattr(task.request, "id", None)
     try:
-        message = decode(payload)
-    except DecodeError as exc:
-        logger.error("%s: task %s rejected, not a Protean message: %s", route.task_name, request_id, exc)
-        _park(runtime, route, payload, exc)
-        raise Reject(str(exc), requeue=False) from exc
+        message = _admit(runtime, route, payload)
+    except MessageError as exc:
+        _reject(runtime, route, payload, request_id, exc)
     policy = runtime.retry_policies.for_message(route.spec, str(metadata_of(message).headers.type))
     try:
         with runtime.serial.hold(_serial_key(route, message)):

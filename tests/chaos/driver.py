@@ -166,7 +166,7 @@ class ChaosRun:
                 declined = self._rng.random() < self.plan.decline_rate
                 command = PlaceOrder(order_id=order_id, customer=f"c{number % 13}", amount=5.0 + number,
                                      sku=f"sku-{number % 7}", quantity=1 + number % 2, declined=declined)
-                for attempt in range(60):  # the database may be briefly busy; the broker need not be up
+                for _attempt in range(60):  # the database may be briefly busy; the broker need not be up
                     try:
                         app.process(command)
                         break

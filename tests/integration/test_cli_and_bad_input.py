@@ -78,6 +78,8 @@ def test_poison_payloads_and_unknown_tasks_neither_crash_nor_vanish(env):
         log = worker.log()
         assert "task poison-1 rejected, not a Protean message" in log
         assert "Received unregistered task of type 'protean.orders.NoSuchHandler'" in log
+        # Celery still says "ignored and discarded", but the message is in the dead letters
+        assert "protean.orders.NoSuchHandler: message dead-lettered as" in log
         assert worker.process.poll() is None  # still consuming
         # nothing requeued in a loop: each id is seen once
         assert log.count("poison-1]") <= 2 and log.count("rejected, not a Protean message") == 1

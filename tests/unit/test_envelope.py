@@ -24,8 +24,14 @@ def test_payload_is_plain_json_and_round_trips(command_message):
 def test_tampered_payload_fails_the_checksum(command_message):
     payload = envelope.encode(command_message)
     payload["data"]["order_id"] = "o2"
-    with pytest.raises(DecodeError, match="could not be decoded"):
+    with pytest.raises(DecodeError, match="failed Protean's checksum check"):
         envelope.decode(payload)
+
+
+def test_decoding_leaves_the_payload_as_it_arrived():
+    payload = {"data": {}, "metadata": {"headers": {}}}
+    envelope.decode(payload)  # Protean's DeserializationError comes later, from the handler
+    assert payload == {"data": {}, "metadata": {"headers": {}}}  # Protean fills parts in place
 
 
 @pytest.mark.parametrize("payload", [None, "text", [1, 2], {"data": {}}])

@@ -50,3 +50,54 @@ def test_published_outbox_rows_are_marked_and_not_relayed_again(shop_app):
         counts = shop_app.domain._get_outbox_repo("default").count_by_status()
     assert counts.get("published") == 1
     assert shop_app.runtime.relay.pending() == 0
+
+
+def _limit(app, size):
+    from dataclasses import replace
+
+    app.runtime.relay.settings = replace(app.settings, max_payload_bytes=size)
+
+
+def test_an_outbox_row_above_the_size_limit_is_marked_failed_not_published(shop_app):
+    _limit(shop_app, 100)
+    with shop_app.domain.domain_context():
+        shop_app.domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
+    report = shop_app.relay()
+    assert (report.events, report.failed) == (0, 1)
+    assert queue_depths(shop_app)["protean.shop.Fulfilment"] == 0
+    with shop_app.domain.domain_context():
+        repo = shop_app.domain._get_outbox_repo("default")
+        assert repo.count_by_status().get("failed") == 1
+        row = repo._dao.query.all().items[0]
+    assert "max_payload_bytes = 100" in row.last_error["message"]
+
+
+def test_a_command_above_the_size_limit_is_dead_lettered_and_the_cursor_moves_on(shop_app):
+    _limit(shop_app, 100)
+    _place(shop_app, "o1")
+    report = shop_app.relay()
+    assert (report.commands, report.failed) == (0, 1)
+    assert shop_app.relay().failed == 0  # not read again
+    [entry] = shop_app.runtime.dead_letters.list()
+    assert entry.task == "protean.shop.relay.commands"
+    assert entry.error.startswith("PayloadTooLarge: relay of Shop.PlaceOrder.v1")
+    assert entry.message_type == "Shop.PlaceOrder.v1"
+
+
+def test_a_command_that_cannot_be_decoded_is_dead_lettered_not_skipped(shop_app, monkeypatch):
+    store = shop_app.domain.event_store.store
+    read = store._read
+
+    def with_a_bad_row(stream, *args, **kwargs):
+        rows = read(stream, *args, **kwargs)
+        if rows and stream == "shop::order:command":  # a row without metadata, as a corrupt store might hold
+            rows = [{"type": "Shop.PlaceOrder.v1", "data": {"order_id": "o9"}, "global_position": 0}, *rows[1:]]
+        return rows
+
+    monkeypatch.setattr(store, "_read", with_a_bad_row)
+    _place(shop_app, "o1")
+    report = shop_app.relay()
+    assert (report.commands, report.failed) == (0, 1)
+    [entry] = shop_app.runtime.dead_letters.list(task="protean.shop.relay.commands")
+    assert entry.payload["data"] == {"order_id": "o9"}
+    assert "metadata" in entry.error

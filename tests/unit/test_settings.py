@@ -40,6 +40,9 @@ def test_per_handler_options_inherit_the_defaults():
         ({"handlers": {"X": {"max_retrys": 1}}}, "[custom.celery.handlers.X]"),
         ({"handlers": {"X": {"max_retries": -1}}}, "zero or positive"),
         ({"transient_retries": "many"}, "transient_retries must be an integer"),
+        ({"max_payload_bytes": -1}, "max_payload_bytes must be zero (no limit)"),
+        ({"max_payload_bytes": "big"}, "max_payload_bytes must be an integer"),
+        ({"max_payload_bytes": True}, "max_payload_bytes must be zero (no limit)"),
     ],
 )
 def test_bad_settings_name_what_to_fix(table, words):
@@ -51,3 +54,8 @@ def test_bad_settings_name_what_to_fix(table, words):
 def test_a_top_level_celery_table_is_reported():
     with pytest.raises(ConfigurationError, match=r"move it to \[custom.celery\]"):
         load_settings({"celery": {"broker_url": "redis://"}})
+
+
+def test_max_payload_bytes_defaults_to_a_mebibyte_and_zero_means_no_limit():
+    assert load_settings({}).max_payload_bytes == 1_048_576
+    assert load_settings({"custom": {"celery": {"max_payload_bytes": "0"}}}).max_payload_bytes == 0

@@ -37,12 +37,41 @@ def test_a_tampered_payload_is_rejected(shop_app):
         shop_app.tasks[TASK].run(payload)
 
 
-def test_a_command_nobody_handles_is_rejected(shop_app):
+def test_a_type_the_domain_does_not_know_is_rejected(shop_app):
     payload = encode(_command(shop_app))
     payload["metadata"]["headers"]["type"] = "Shop.Unknown.v1"
     with pytest.raises(Reject) as info:
         shop_app.tasks[TASK].run(payload)
-    assert "has no handler for Shop.Unknown.v1" in str(info.value.reason)
+    assert "registers no event or command 'Shop.Unknown.v1'" in str(info.value.reason)
+    assert "UnknownHandlerError" in shop_app.runtime.dead_letters.list(TASK)[0].error
+
+
+def test_a_known_type_the_dispatcher_has_no_handler_for_is_rejected(shop_app):
+    payload = encode(_command(shop_app))
+    payload["metadata"]["headers"]["type"] = "Shop.OrderPlaced.v1"
+    with pytest.raises(Reject) as info:
+        shop_app.tasks[TASK].run(payload)
+    assert "has no handler for Shop.OrderPlaced.v1" in str(info.value.reason)
+
+
+def test_a_payload_above_max_payload_bytes_is_dead_lettered(shop_app):
+    from dataclasses import replace
+
+    shop_app.runtime.settings = replace(shop_app.settings, max_payload_bytes=100)
+    with pytest.raises(Reject) as info:
+        shop_app.tasks[TASK].run(encode(_command(shop_app)))
+    assert "above [custom.celery] max_payload_bytes = 100" in str(info.value.reason)
+    assert shop_app.runtime.dead_letters.list(TASK)[0].error.startswith("PayloadTooLarge: ")
+
+
+def test_a_message_of_another_domain_is_dead_lettered_naming_both(shop_app):
+    payload = encode(_command(shop_app))
+    payload["metadata"]["headers"]["stream"] = "billing::invoice:command-o1"
+    with pytest.raises(Reject) as info:
+        shop_app.tasks[TASK].run(payload)
+    assert "of domain 'billing', but this worker runs domain 'shop'" in str(info.value.reason)
+    [entry] = shop_app.runtime.dead_letters.list(TASK)
+    assert entry.error.startswith("ForeignMessageError: ") and entry.payload == payload
 
 
 def test_an_expired_command_is_skipped(shop_app):
