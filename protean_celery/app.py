@@ -198,7 +198,8 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "worker_consumer": "protean_celery.consumer:Consumer",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": beat_entries(
-            topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval
+            topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval,
+            maintenance_interval=settings.maintenance_interval,
         ),
     }
     if broker:

@@ -150,6 +150,12 @@ class DeadLetters:
         with self.engine.begin() as conn:
             return int(conn.execute(statement).rowcount or 0)
 
+    def prune(self, older_than: datetime) -> int:
+        """Delete the entries whose last failure is before ``older_than``; returns how many."""
+        statement = delete(dead_letters_table).where(dead_letters_table.c.last_failed_at < older_than)
+        with self.engine.begin() as conn:
+            return int(conn.execute(statement).rowcount or 0)
+
     def depth(self) -> dict[str, int]:
         """Entries per task."""
         query = select(dead_letters_table.c.task, func.count()).group_by(dead_letters_table.c.task)

@@ -18,6 +18,9 @@
     │                                               does not know
     ├── RelayError                                  publishing to the broker failed
     ├── DeadLetterError                             DLQ tooling: unknown id, replay target missing
+    ├── OutboxError                                 outbox tooling: a row that cannot be requeued
+    │   └── OutboxRowNotFound(OutboxError, KeyError)
+    │                                               no outbox row has this id
     ├── EventStoreError                             the SQL event store cannot serve a call
     │   └── EventStoreNotSetUp                      its table is missing: run ``protean db setup``
     └── ServerError                                 a test/embedded server cannot be started
@@ -45,6 +48,8 @@ __all__ = [
     "UnknownHandlerError",
     "RelayError",
     "DeadLetterError",
+    "OutboxError",
+    "OutboxRowNotFound",
     "EventStoreError",
     "EventStoreNotSetUp",
     "ServerError",
@@ -114,6 +119,17 @@ class RelayError(ProteanCeleryError):
 
 class DeadLetterError(ProteanCeleryError):
     """A dead-letter operation cannot be done: unknown entry, or its task no longer exists."""
+
+
+class OutboxError(ProteanCeleryError):
+    """An outbox operation cannot be done: the row is not failed, stuck or abandoned."""
+
+
+class OutboxRowNotFound(OutboxError, KeyError):
+    """No outbox row of any provider has this id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
 
 
 class EventStoreError(ProteanCeleryError):

@@ -12,6 +12,9 @@ primary key and is rolled back, effects included.
 Protean's own Unit of Work inside the handler joins this outer one. What a
 handler writes outside the Unit of Work is not covered: a process manager's
 transition and the commands it issues go straight to the event store.
+
+Markers are pruned by the maintenance task (``prune``) once they are older than
+``inbox_retention_hours``: past that age no redelivery can arrive any more.
 """
 
 from __future__ import annotations
@@ -76,6 +79,18 @@ class Inbox:
         if self.enabled:
             with self.engine.begin() as conn:
                 conn.execute(inbox_table.delete())
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete markers recorded before ``older_than``; returns how many.
+
+        A copy of a message delivered after its marker was pruned is handled
+        again, so ``older_than`` must lie beyond every redelivery window.
+        """
+        if not self.enabled:
+            return 0
+        with self.engine.begin() as conn:
+            result = conn.execute(inbox_table.delete().where(inbox_table.c.processed_at < older_than))
+            return int(result.rowcount or 0)
 
     def run_once(self, key: str, handler: str, handle: Callable[[], Any]) -> bool:
         """Run ``handle()`` and record ``(key, handler)`` in one Unit of Work.

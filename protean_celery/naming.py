@@ -3,8 +3,8 @@
 * handler task = queue = exchange: ``<prefix>.<domain>.<HandlerClass>``, so Flower
   shows every handler by name;
 * an aggregate's command task: ``<prefix>.<domain>.commands.<Aggregate>``;
-* the relay tasks: ``<prefix>.<domain>.relay.outbox`` and ``….relay.commands``,
-  on their own queue ``<prefix>.<domain>.relay`` so handler backlogs cannot
+* the relay tasks: ``<prefix>.<domain>.relay.outbox``, ``….relay.commands`` and
+  ``….relay.maintenance``, on their own queue ``<prefix>.<domain>.relay`` so handler backlogs cannot
   starve the relay;
 * routing key = the Protean stream category verbatim (``orders::order``), which
   greps against Protean's logs. A ``$all`` subscription binds with ``#``.
@@ -44,7 +44,7 @@ def command_task_name(prefix: str, domain: str, aggregate: str) -> str:
 
 
 def relay_task_name(prefix: str, domain: str, what: str) -> str:
-    """Name of a relay task (``what`` is ``outbox``, ``commands`` or ``all``)."""
+    """Name of a relay task (``what`` is ``outbox``, ``commands`` or ``maintenance``)."""
     return f"{prefix}.{domain}.relay.{_word(what)}"
 
 

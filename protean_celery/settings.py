@@ -89,6 +89,13 @@ class CelerySettings:
         state_database_uri: database of the relay cursors (default: the default database).
         max_payload_bytes: largest encoded task payload the relay publishes and a task
             accepts (JSON bytes); 0 means no limit.
+        maintenance_interval: seconds between beat ticks of the maintenance task.
+        inbox_retention_hours: inbox markers older than this are pruned. Must stay
+            above the longest redelivery window (the visibility timeout, the outbox
+            claim lock, plus your worst queue backlog): a message redelivered after
+            its marker was pruned is handled again.
+        dead_letter_retention_days: dead letters older than this are pruned
+            (``0``, the default, keeps them until you purge them).
     """
 
     broker_url: str | None = None
@@ -103,6 +110,9 @@ class CelerySettings:
     queue_prefix: str = "protean"
     state_database_uri: str | None = None
     max_payload_bytes: int = 1_048_576
+    maintenance_interval: float = 300.0
+    inbox_retention_hours: float = 168.0
+    dead_letter_retention_days: float = 0.0
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.
@@ -219,5 +229,20 @@ def _validate(settings: CelerySettings) -> None:
         raise ConfigurationError(
             "[custom.celery] max_payload_bytes must be zero (no limit) or a positive number of bytes."
         )
+    _validate_maintenance(settings)
     if not settings.queue_prefix or any(ch in settings.queue_prefix for ch in ".*# "):
         raise ConfigurationError("[custom.celery] queue_prefix must be a non-empty word without . * # or spaces.")
+
+
+def _validate_maintenance(settings: CelerySettings) -> None:
+    if settings.maintenance_interval <= 0:
+        raise ConfigurationError("[custom.celery] maintenance_interval must be positive (seconds).")
+    if settings.dead_letter_retention_days < 0:
+        raise ConfigurationError("[custom.celery] dead_letter_retention_days must be 0 (keep) or positive.")
+    window = max(settings.visibility_timeout / 3600, settings.lock_minutes / 60)
+    if settings.inbox_retention_hours <= window:
+        raise ConfigurationError(
+            f"[custom.celery] inbox_retention_hours ({settings.inbox_retention_hours:g}) must exceed the longest "
+            f"redelivery window ({window:g} h: visibility_timeout and lock_minutes), or redelivered messages "
+            "would be handled twice."
+        )

@@ -21,7 +21,10 @@ from protean_celery import naming
 from protean_celery.errors import TopologyError
 from protean_celery.registry import HandlerKind, HandlerSpec
 
-__all__ = ["Route", "Topology", "build_topology"]
+__all__ = ["RELAY_TASKS", "Route", "Topology", "build_topology"]
+
+#: The tasks on the relay queue: the outbox relay, the command relay, maintenance.
+RELAY_TASKS = ("outbox", "commands", "maintenance")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Topology:
         domain: the domain's normalized name.
         routes: one route per handler task.
         relay_queue: the queue of the relay tasks.
-        relay_tasks: the relay task names (``outbox``, ``commands``).
+        relay_tasks: the relay-queue task names (``outbox``, ``commands``, ``maintenance``).
         known_types: every event and command type the domain registers.
     """
 
@@ -142,7 +145,7 @@ def build_topology(
         routes.append(Route(spec=spec, task_name=name, exchange=exchange, queue=queue))
     relay_name = naming.relay_queue_name(prefix, domain_name)
     relay_queue = Queue(relay_name, exchange=Exchange(relay_name, type="direct"), routing_key=relay_name, durable=True)
-    relay_tasks = {what: naming.relay_task_name(prefix, domain_name, what) for what in ("outbox", "commands")}
+    relay_tasks = {what: naming.relay_task_name(prefix, domain_name, what) for what in RELAY_TASKS}
     return Topology(
         domain=domain_name,
         routes=tuple(routes),

@@ -1,7 +1,7 @@
 """``celery -A app protean …``: registered through the ``celery.commands`` entry point.
 
 Sub-commands: ``topology``, ``check``, ``status``, ``db setup|setup-outbox|drop|truncate``,
-``dlq list|inspect|replay|replay-all|purge``.
+``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import click
 from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq, status
 from protean_celery.cli.inspect import check, topology
+from protean_celery.cli.outbox import outbox
 
 __all__ = ["protean", "app_of"]
 
@@ -44,3 +45,4 @@ protean.add_command(check)
 protean.add_command(db)
 protean.add_command(dlq)
 protean.add_command(status)
+protean.add_command(outbox)

@@ -95,8 +95,9 @@ def purge(ctx: click.Context, task: str | None, category: str | None, yes: bool)
 @click.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Outbox rows and commands not yet relayed, queue depths, messages in flight, dead letters."""
+    """Outbox rows and commands not yet relayed, queue depths, messages in flight, dead letters, outbox rows."""
     from protean_celery.backlog import backlog
+    from protean_celery.cli.outbox import echo_counts
 
     app = _app(ctx)
     measured = backlog(app)
@@ -108,3 +109,4 @@ def status(ctx: click.Context) -> None:
     click.echo(f"dead letters  {sum(depth.values())}")
     for task, count in sorted(depth.items()):
         click.echo(f"  {task}  {count}")
+    echo_counts(app.domain)

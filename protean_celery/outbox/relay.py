@@ -3,8 +3,11 @@
 * **Events.** Protean writes outbox rows in the handler's Unit of Work. The relay
   claims a batch with Protean's ``claim_batch`` (outside any UoW; ``SKIP LOCKED``
   on PostgreSQL, a guarded update elsewhere), publishes one task message per
-  subscribed handler, then marks the rows published, or failed with backoff
-  (respecting the row's own ``max_retries``, so no row is stranded in FAILED).
+  subscribed handler, then marks the rows published, or failed with backoff.
+  A failure writes ``[outbox.retry] max_attempts`` onto the row's ``max_retries``
+  so claiming and retrying agree: after that many attempts the row is ABANDONED
+  with its error, never stranded in FAILED (``protean outbox`` lists and
+  requeues such rows).
 * **Commands.** Protean 0.18 appends async commands to the event store only; the
   relay reads each command category past a locked cursor (see ``cursor.py``).
   A command that cannot be decoded, or whose payload is above ``max_payload_bytes``,
@@ -38,6 +41,7 @@ from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
 from protean_celery.errors import PayloadTooLarge, RelayError
 from protean_celery.intake import check_size
+from protean_celery.outbox.admin import max_attempts, stuck_criteria
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
@@ -124,12 +128,19 @@ class Relay:
         return report
 
     def pending(self) -> int:
-        """Outbox rows not yet published plus commands past the cursors (for drains)."""
+        """Outbox rows still to publish plus commands past the cursors (for drains).
+
+        Stuck rows (FAILED with no retries left) are left out: no relay run
+        publishes them until ``protean outbox requeue`` resets them.
+        """
         with self.domain.domain_context():
             total = 0
             for provider in self._providers():
-                counts = self.domain._get_outbox_repo(provider).count_by_status()
+                repo = self.domain._get_outbox_repo(provider)
+                counts = repo.count_by_status()
                 total += counts.get("pending", 0) + counts.get("processing", 0) + counts.get("failed", 0)
+                if counts.get("failed", 0):  # stuck rows are never relayed: `protean outbox` shows them
+                    total -= repo._dao.query.filter(stuck_criteria()).count()
             store = self.domain.event_store.store
             for category in self.topology.command_categories():
                 cursor = self.cursors.position(_cursor_name(category))
@@ -189,12 +200,16 @@ class Relay:
 
     def _record_failures(self, repo: Any, failed: dict[Any, Exception], now: Any) -> None:
         base_delay = int(self.domain.config["outbox"]["retry"].get("base_delay_seconds", 1))
+        attempts = max_attempts(self.domain)
         with UnitOfWork():
             for row_id, error in failed.items():
                 row = repo.get(row_id)
-                # The row's own max_retries, never a larger [outbox.retry] value:
-                # claim_batch stops claiming at retry_count == max_retries.
-                row.mark_failed(error, base_delay_seconds=base_delay, max_retries=row.max_retries, now=now)
+                # [outbox.retry] max_attempts goes onto the row too: claim_batch
+                # stops claiming at retry_count == max_retries (the column, always
+                # 3 when Protean writes it), so the two must agree or the row is
+                # stuck in FAILED. The last attempt's failure makes it ABANDONED.
+                row.max_retries = attempts
+                row.mark_failed(error, base_delay_seconds=base_delay, max_retries=attempts, now=now)
                 repo.add(row)
 
     # -- commands ---------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Beat entries for the relay. Pure.
+"""Beat entries for the relay and the maintenance task. Pure.
 
-One entry per outbox provider (the databases Protean writes outbox rows to) and
-one for the command relay. Each tick expires after one interval, so a backlog of
-ticks never piles up behind busy workers: the next tick does the same work.
+One entry per outbox provider (the databases Protean writes outbox rows to), one
+for the command relay and one for maintenance (pruning inbox markers, dead
+letters and old outbox rows). Each tick expires after one interval, so a backlog
+of ticks never piles up behind busy workers: the next tick does the same work.
 """
 
 from __future__ import annotations
@@ -14,9 +15,22 @@ __all__ = ["beat_entries"]
 
 
 def beat_entries(
-    relay_tasks: dict[str, str], relay_queue: str, providers: Iterable[str], interval: float
+    relay_tasks: dict[str, str],
+    relay_queue: str,
+    providers: Iterable[str],
+    interval: float,
+    maintenance_interval: float | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The ``beat_schedule`` entries that tick the relays every ``interval`` seconds."""
+    """The ``beat_schedule`` entries for the relay queue's periodic tasks.
+
+    Args:
+        relay_tasks: the relay task names by role (``outbox``, ``commands``, ``maintenance``).
+        relay_queue: the queue they run on.
+        providers: the outbox providers, one outbox entry each.
+        interval: seconds between relay ticks.
+        maintenance_interval: seconds between maintenance ticks; ``None`` (or no
+            ``maintenance`` task) schedules none.
+    """
     options = {"queue": relay_queue, "expires": interval}
     entries: dict[str, dict[str, Any]] = {}
     for provider in providers:
@@ -31,4 +45,10 @@ def beat_entries(
         "schedule": interval,
         "options": dict(options),
     }
+    if maintenance_interval and "maintenance" in relay_tasks:
+        entries[relay_tasks["maintenance"]] = {
+            "task": relay_tasks["maintenance"],
+            "schedule": maintenance_interval,
+            "options": {"queue": relay_queue, "expires": maintenance_interval},
+        }
     return entries

@@ -72,11 +72,14 @@ __all__ = ["register_tasks", "execute", "MAX_RETRY_DELAY"]
 logger = logging.getLogger("protean_celery.tasks")
 
 def register_tasks(celery: Any, runtime: Runtime) -> None:
-    """Register the handler tasks and the relay tasks of ``runtime`` on ``celery``."""
+    """Register the handler tasks and the relay-queue tasks (relays, maintenance) of ``runtime`` on ``celery``."""
     for route in runtime.topology.routes:
         _register_handler(celery, runtime, route)
     for what, name in runtime.topology.relay_tasks.items():
-        _register_relay(celery, runtime, name, what)
+        if what == "maintenance":
+            _register_maintenance(celery, runtime, name)
+        else:
+            _register_relay(celery, runtime, name, what)
 
 
 def _register_handler(celery: Any, runtime: Runtime, route: Route) -> None:
@@ -105,6 +108,16 @@ def _register_relay(celery: Any, runtime: Runtime, name: str, what: str) -> None
 
     relay.__name__ = f"relay_{what}"
     celery.task(name=name, ignore_result=True, acks_late=False, shared=False)(relay)
+
+
+def _register_maintenance(celery: Any, runtime: Runtime, name: str) -> None:
+    from protean_celery.maintenance import maintain
+
+    def maintenance() -> dict[str, int]:
+        return maintain(runtime)
+
+    maintenance.__doc__ = "Prune old inbox markers, dead letters and outbox rows (protean_celery.maintenance)."
+    celery.task(name=name, ignore_result=True, acks_late=False, shared=False)(maintenance)
 
 
 def _portable(exc: Exception) -> Exception:

@@ -14,6 +14,20 @@ def test_defaults_follow_the_outbox_table_with_the_interval_floored():
     assert settings.handler_defaults == HandlerOptions()
 
 
+def test_maintenance_defaults_keep_dead_letters_and_a_week_of_inbox_markers():
+    settings = load_settings(OUTBOX)
+    assert settings.maintenance_interval == 300.0
+    assert settings.inbox_retention_hours == 168.0
+    assert settings.dead_letter_retention_days == 0.0
+
+
+def test_maintenance_settings_are_read_from_custom_celery():
+    table = {"maintenance_interval": 60, "inbox_retention_hours": 48, "dead_letter_retention_days": 30}
+    settings = load_settings({"custom": {"celery": table}})
+    assert (settings.maintenance_interval, settings.inbox_retention_hours) == (60.0, 48.0)
+    assert settings.dead_letter_retention_days == 30.0
+
+
 def test_custom_celery_table_then_overrides_win():
     config = {**OUTBOX, "custom": {"celery": {"relay_interval": 5, "max_retries": 7, "nudge": False}}}
     settings = load_settings(config, {"relay_interval": 2.5})
@@ -43,6 +57,10 @@ def test_per_handler_options_inherit_the_defaults():
         ({"max_payload_bytes": -1}, "max_payload_bytes must be zero (no limit)"),
         ({"max_payload_bytes": "big"}, "max_payload_bytes must be an integer"),
         ({"max_payload_bytes": True}, "max_payload_bytes must be zero (no limit)"),
+        ({"maintenance_interval": 0}, "maintenance_interval must be positive"),
+        ({"dead_letter_retention_days": -1}, "dead_letter_retention_days"),
+        ({"inbox_retention_hours": 0.5}, "must exceed the longest redelivery window (1 h"),
+        ({"visibility_timeout": 7 * 86400}, "inbox_retention_hours (168) must exceed"),
     ],
 )
 def test_bad_settings_name_what_to_fix(table, words):
