@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +70,13 @@ class DeadLetters:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
 
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        # BEGIN IMMEDIATE on SQLite: a transaction that reads, then writes, would otherwise
+        # fail at once with "database is locked" when another writer committed in between.
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            yield conn
+
     def setup(self) -> None:
         """Create the table (idempotent)."""
         metadata.create_all(self.engine, tables=[dead_letters_table])
@@ -78,7 +87,7 @@ class DeadLetters:
 
     def truncate(self) -> None:
         """Delete every entry."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(dead_letters_table))
 
     def park(self, task: str, payload: Any, error: BaseException, attempts: int = 1) -> str:
@@ -89,7 +98,7 @@ class DeadLetters:
         trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         safe_payload = payload if _json_safe(payload) else repr(payload)
         key = _message_key(payload)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             existing = None
             if key:
                 # The same message again (a replay that failed again), never merely the same
@@ -141,19 +150,19 @@ class DeadLetters:
 
     def remove(self, entry_id: str) -> None:
         """Delete one entry."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(dead_letters_table).where(dead_letters_table.c.id == entry_id))
 
     def purge(self, task: str | None = None, category: str | None = None) -> int:
         """Delete the entries that match; returns how many."""
         statement = _filtered(delete(dead_letters_table), task, category, None)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return int(conn.execute(statement).rowcount or 0)
 
     def prune(self, older_than: datetime) -> int:
         """Delete the entries whose last failure is before ``older_than``; returns how many."""
         statement = delete(dead_letters_table).where(dead_letters_table.c.last_failed_at < older_than)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return int(conn.execute(statement).rowcount or 0)
 
     def depth(self) -> dict[str, int]:

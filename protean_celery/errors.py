@@ -121,6 +121,10 @@ class DeadLetterError(ProteanCeleryError):
     """A dead-letter operation cannot be done: unknown entry, or its task no longer exists."""
 
 
+class ParkingFailed(DeadLetterError):
+    """The dead-letter store could not take a message (it is down): the message is retried, not dropped."""
+
+
 class OutboxError(ProteanCeleryError):
     """An outbox operation cannot be done: the row is not failed, stuck or abandoned."""
 

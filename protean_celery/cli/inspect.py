@@ -39,11 +39,27 @@ def check(ctx: click.Context) -> None:
     found = problems(app)
     for line in found:
         click.echo(f"PROBLEM  {line}")
+    for line in warnings(app):
+        click.echo(f"WARNING  {line}")
     routes = len(app.topology.routes)
     if found:
         click.echo(f"{len(found)} problem(s); {routes} handler tasks.")
         sys.exit(1)
     click.echo(f"OK: {routes} handler tasks, broker configured, guarantees in force.")
+
+
+def warnings(app: Any) -> list[str]:
+    """Weaker guarantees that are a choice, not a mistake (``check`` still passes)."""
+    from protean_celery.event_store.store import SQLEventStore, shared_provider
+
+    store = app.domain.event_store.store
+    if isinstance(store, SQLEventStore) and shared_provider(app.domain, store.engine) is not None:
+        return []
+    return [
+        "The event store is not in a database of [databases]: a handler's events commit before its aggregate "
+        "and outbox rows, so a worker killed between the two leaves events without their state. Point "
+        "[event_store] database_uri at [databases.default] database_uri (SQL event store) to commit them together."
+    ]
 
 
 def problems(app: Any) -> list[str]:

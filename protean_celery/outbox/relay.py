@@ -167,16 +167,26 @@ class Relay:
 
     def _publish_rows(self, rows: list[Any], report: RelayReport) -> dict[Any, Exception | None]:
         outcomes: dict[Any, Exception | None] = {}
-        with self.celery.producer_or_acquire() as producer:
+        try:
+            with self.celery.producer_or_acquire() as producer:
+                for row in rows:
+                    try:
+                        message = Message(data=row.data, metadata=row.metadata_)
+                        category = row.metadata_.domain.stream_category
+                        report.tasks += self.publish(message, category, producer)
+                        outcomes[row.id] = None
+                    except Exception as exc:
+                        if _broker_down(exc):
+                            raise
+                        logger.warning("relay: publishing outbox row %s failed: %s", row.id, exc)
+                        outcomes[row.id] = exc  # recorded on the row, retried with backoff
+        except Exception as exc:
+            if not _broker_down(exc):
+                raise
+            # The broker is unreachable: no row is at fault. The rows not yet published
+            # go back unclaimed with their attempts untouched; the next tick retries them.
             for row in rows:
-                try:
-                    message = Message(data=row.data, metadata=row.metadata_)
-                    category = row.metadata_.domain.stream_category
-                    report.tasks += self.publish(message, category, producer)
-                    outcomes[row.id] = None
-                except Exception as exc:  # recorded on the row, retried with backoff
-                    logger.warning("relay: publishing outbox row %s failed: %s", row.id, exc)
-                    outcomes[row.id] = exc
+                outcomes.setdefault(row.id, _Unreachable(str(exc)))
         return outcomes
 
     def _record(self, repo: Any, outcomes: dict[Any, Exception | None]) -> None:
@@ -194,9 +204,25 @@ class Relay:
                 locked_by=None,
                 locked_until=None,
             )
-        failed = {row_id: error for row_id, error in outcomes.items() if error is not None}
+        unreachable = [row_id for row_id, error in outcomes.items() if isinstance(error, _Unreachable)]
+        if unreachable:
+            repo._dao._update_all(
+                Q(id__in=unreachable) & Q(locked_by=self.worker_id),
+                status=OutboxStatus.PENDING.value,
+                locked_by=None,
+                locked_until=None,
+            )
+        failed = {
+            row_id: error for row_id, error in outcomes.items()
+            if error is not None and not isinstance(error, _Unreachable)
+        }
         if failed:
             self._record_failures(repo, failed, now)
+        if unreachable:
+            raise RelayError(
+                f"The broker is unreachable; {len(unreachable)} outbox row(s) stay pending for the next relay tick: "
+                f"{outcomes[unreachable[0]]}"
+            )
 
     def _record_failures(self, repo: Any, failed: dict[Any, Exception], now: Any) -> None:
         base_delay = int(self.domain.config["outbox"]["retry"].get("base_delay_seconds", 1))
@@ -300,6 +326,17 @@ class Relay:
         except Exception as exc:
             raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
         return len(routes)
+
+
+class _Unreachable(Exception):
+    """The broker could not be reached while publishing an outbox row (not the row's fault)."""
+
+
+def _broker_down(exc: BaseException) -> bool:
+    """Whether ``exc`` means the broker is unreachable (a connection or timeout error in its chain)."""
+    from protean_celery.tasks.retry import Failure, classify
+
+    return classify(exc) is Failure.TRANSIENT
 
 
 def _cursor_name(category: str) -> str:

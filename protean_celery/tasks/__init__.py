@@ -55,6 +55,7 @@ from protean_celery.errors import (
     DecodeError,
     ForeignMessageError,
     MessageError,
+    ParkingFailed,
     PayloadTooLarge,
     UnknownHandlerError,
 )
@@ -84,7 +85,13 @@ def register_tasks(celery: Any, runtime: Runtime) -> None:
 
 def _register_handler(celery: Any, runtime: Runtime, route: Route) -> None:
     def body(task: Any, payload: Any) -> str:
-        return execute(task, runtime, route, payload)
+        try:
+            return execute(task, runtime, route, payload)
+        except ParkingFailed as exc:
+            # Nothing is lost: the message waits in the broker until the store is back.
+            retries = int(getattr(task.request, "retries", 0) or 0)
+            delay = min(2.0**retries, MAX_RETRY_DELAY)
+            raise task.retry(exc=_portable(exc), countdown=delay, max_retries=None) from exc
 
     body.__name__ = route.spec.name
     body.__doc__ = f"Protean {route.spec.kind.value} {route.spec.path}."
@@ -132,9 +139,12 @@ def _portable(exc: Exception) -> Exception:
 def _park(runtime: Runtime, route: Route, payload: Any, error: BaseException, attempts: int = 1) -> None:
     try:
         entry = runtime.dead_letters.park(route.task_name, payload, error, attempts=attempts)
-    except Exception:  # the store is down: say so loudly, with the task, rather than lose it quietly
-        logger.exception("%s: could not dead-letter a message (%s); payload: %.500r", route.task_name, error, payload)
-        raise
+    except Exception as exc:  # the store is down: keep the message in the broker until it is back
+        logger.exception(
+            "%s: could not dead-letter a message (%s), it will be retried; payload: %.500r",
+            route.task_name, error, payload,
+        )
+        raise ParkingFailed(f"The dead-letter store is unavailable ({exc!r}) while parking: {error}") from exc
     logger.warning("%s: message dead-lettered as %s", route.task_name, entry)
 
 

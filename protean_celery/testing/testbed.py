@@ -71,7 +71,7 @@ class Testbed:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         sqlite = f"sqlite:///{self.state_dir}"
         self.domain.config["databases"] = {"default": {"provider": "sqlite", "database_uri": f"{sqlite}/domain.db"}}
-        self.domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"{sqlite}/events.db"}
+        self.domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"{sqlite}/domain.db"}
         self.settings.setdefault("state_database_uri", f"{sqlite}/relay.db")
 
     def _purge_queues(self) -> None:

@@ -26,7 +26,7 @@ def _place(order_id, declined=False):
 def _facts(app, order_id):
     state = app.runtime.cursors.engine.url.database.rsplit("/", 1)[0]
     return saga_facts(sa.create_engine(f"sqlite:///{state}/domain.db"),
-                      sa.create_engine(f"sqlite:///{state}/events.db"), order_id)
+                      sa.create_engine(f"sqlite:///{state}/orders.db"), order_id)
 
 
 def test_a_completed_saga_with_process_and_wait(protean_celery_app):
@@ -77,7 +77,7 @@ def test_parity_with_a_real_worker(protean_celery_app, redis_server, tmp_path):
     run = run_orders(tmp_path, 20, broker=redis_server.url)
     assert run.returncode == 0, run.output
     orders_db = sa.create_engine(f"sqlite:///{tmp_path}/orders.db")
-    events_db = sa.create_engine(f"sqlite:///{tmp_path}/events.db")
+    events_db = sa.create_engine(f"sqlite:///{tmp_path}/orders.db")
     completed = rows(orders_db, """SELECT order_id FROM "order" WHERE status = 'COMPLETED' LIMIT 1""")[0][0]
     cancelled = rows(orders_db, """SELECT order_id FROM "order" WHERE status = 'CANCELLED' LIMIT 1""")[0][0]
 

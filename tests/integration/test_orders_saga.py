@@ -29,7 +29,7 @@ def _sqlite(redis_server, tmp_path_factory):
     state = tmp_path_factory.mktemp("sqlite")
     run = run_orders(state, 200, broker=redis_server.url)
     return Profile("sqlite", 200, run, sa.create_engine(f"sqlite:///{state}/orders.db"),
-                   sa.create_engine(f"sqlite:///{state}/events.db"), "protean_events")
+                   sa.create_engine(f"sqlite:///{state}/orders.db"), "protean_events")
 
 
 def _postgres(redis_server, postgres_server, tmp_path_factory):

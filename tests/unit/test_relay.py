@@ -101,3 +101,27 @@ def test_a_command_that_cannot_be_decoded_is_dead_lettered_not_skipped(shop_app,
     [entry] = shop_app.runtime.dead_letters.list(task="protean.shop.relay.commands")
     assert entry.payload["data"] == {"order_id": "o9"}
     assert "metadata" in entry.error
+
+
+def test_an_unreachable_broker_costs_an_outbox_row_no_attempt(shop_app, monkeypatch):
+    import pytest
+    from kombu.exceptions import OperationalError
+
+    from protean_celery.errors import RelayError
+
+    with shop_app.domain.domain_context():
+        shop_app.domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
+
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    relay = shop_app.runtime.relay
+    monkeypatch.setattr(relay.celery, "send_task", down)
+    for _ in range(5):  # more outages than [outbox.retry] max_attempts
+        with pytest.raises(RelayError, match="broker is unreachable"):
+            relay.run(commands=False)
+    with shop_app.domain.domain_context():
+        row = shop_app.domain._get_outbox_repo("default")._dao.query.all().items[0]
+    assert (row.status, row.retry_count, row.locked_by) == ("pending", 0, None)
+    monkeypatch.undo()
+    assert relay.run(commands=False).events == 1

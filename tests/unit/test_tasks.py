@@ -208,3 +208,19 @@ def _purge(app):
     with app.connection_for_write() as conn:
         for queue in app.topology.queues:
             queue.bind(conn.default_channel).purge()
+
+
+def test_a_poison_message_waits_in_the_broker_while_the_dead_letter_store_is_down(shop_app, monkeypatch):
+    import sqlalchemy.exc
+
+    def down(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("could not connect to server"))
+
+    task = shop_app.tasks[TASK]
+    retried = []
+    monkeypatch.setattr(shop_app.runtime.dead_letters, "park", down)
+    monkeypatch.setattr(task, "retry", lambda exc, countdown, max_retries: retried.append(max_retries) or Retry(
+        exc=exc, when=countdown))
+    with pytest.raises(Retry):
+        task.run({"hello": "world"})
+    assert retried == [None]  # retried until the store takes it: never acked and lost

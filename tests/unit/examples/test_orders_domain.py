@@ -117,7 +117,7 @@ def test_domain_toml_is_loaded_with_state_directory(
     }
     assert config["event_store"] == {
         "provider": "sqlalchemy",
-        "database_uri": "sqlite:///.state/events.db",
+        "database_uri": "sqlite:///.state/orders.db",
     }
     assert config["enable_outbox"] is True
     assert config["server"]["default_subscription_type"] == "stream"
