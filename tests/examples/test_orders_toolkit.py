@@ -26,7 +26,7 @@ def _place(order_id, declined=False):
 def _facts(app, order_id):
     state = app.runtime.cursors.engine.url.database.rsplit("/", 1)[0]
     return saga_facts(sa.create_engine(f"sqlite:///{state}/domain.db"),
-                      sa.create_engine(f"sqlite:///{state}/orders.db"), order_id)
+                      sa.create_engine(f"sqlite:///{state}/domain.db"), order_id)
 
 
 def test_a_completed_saga_with_process_and_wait(protean_celery_app):
