@@ -224,3 +224,30 @@ def test_a_poison_message_waits_in_the_broker_while_the_dead_letter_store_is_dow
     with pytest.raises(Retry):
         task.run({"hello": "world"})
     assert retried == [None]  # retried until the store takes it: never acked and lost
+
+
+def test_a_process_manager_version_conflict_is_retried_with_fresh_state(shop_app, monkeypatch):
+    from protean.exceptions import ExpectedVersionError
+
+    from tests.support.shop import Fulfilment
+
+    store = shop_app.domain.event_store.store
+    category = str(Fulfilment.meta_.stream_category)
+    original = store._write
+    conflicts = []
+
+    def competing_writer(stream_name, *args, **kwargs):
+        # Another worker moved this saga on first (once): Protean itself would not retry.
+        if stream_name.startswith(f"{category}-") and not conflicts:
+            conflicts.append(stream_name)
+            raise ExpectedVersionError(f"Wrong expected version: -1 (Stream: {stream_name}, Stream Version: 0)")
+        return original(stream_name, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_write", competing_writer)
+    _command(shop_app, "o1")
+    assert drain(shop_app).satisfied
+    assert conflicts == [f"{category}-o1"]
+    with shop_app.domain.domain_context():
+        transitions = [m.data["handler_name"] for m in store.read(f"{category}-o1")]
+    assert transitions == ["placed", "shipped"]  # each event made its transition once
+    assert SENT == ["o1"]
