@@ -5,7 +5,7 @@ from celery.exceptions import Reject, Retry
 
 from protean_celery.envelope import encode
 from protean_celery.testing.drain import DrainError, drain
-from tests.support.shop import SENT, Order, PlaceOrder
+from tests.support.shop import SENT, Order, PlaceOrder, ShipOrder
 
 TASK = "protean.shop.commands.Order"
 
@@ -251,3 +251,18 @@ def test_a_process_manager_version_conflict_is_retried_with_fresh_state(shop_app
         transitions = [m.data["handler_name"] for m in store.read(f"{category}-o1")]
     assert transitions == ["placed", "shipped"]  # each event made its transition once
     assert SENT == ["o1"]
+
+
+def test_events_after_a_saga_completed_make_no_transition(shop_app):
+    from tests.support.shop import Fulfilment
+
+    _command(shop_app, "o1")
+    assert drain(shop_app).satisfied
+    with shop_app.domain.domain_context():
+        shop_app.domain.process(ShipOrder(order_id="o1"))  # a second, genuinely new OrderShipped
+    assert drain(shop_app).satisfied
+    category = str(Fulfilment.meta_.stream_category)
+    with shop_app.domain.domain_context():
+        transitions = [m.data["handler_name"] for m in shop_app.domain.event_store.store.read(f"{category}-o1")]
+    assert transitions == ["placed", "shipped"]
+    assert SENT == ["o1", "o1"]  # the event handler did get the new event
