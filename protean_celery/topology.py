@@ -137,11 +137,11 @@ def build_topology(
         owners[name] = spec.path
         exchange = Exchange(name, type="topic", durable=True)
         bindings = [binding(exchange, routing_key=naming.binding_key(cat)) for cat in spec.categories]
-        # The queue's own exchange and key are set so Celery never gives it its
-        # default exchange; re-declaring the first binding is a no-op.
-        queue = Queue(
-            name, exchange=exchange, routing_key=bindings[0].routing_key, bindings=bindings, durable=True
-        )
+        queue = Queue(name, routing_key=bindings[0].routing_key, bindings=bindings, durable=True)
+        # Kombu drops a queue's exchange when it has bindings, and Celery then gives it
+        # the default (relay) exchange, binding every handler queue there too. Set it back:
+        # declaring the first binding twice is a no-op.
+        queue.exchange = exchange
         routes.append(Route(spec=spec, task_name=name, exchange=exchange, queue=queue))
     relay_name = naming.relay_queue_name(prefix, domain_name)
     relay_queue = Queue(relay_name, exchange=Exchange(relay_name, type="direct"), routing_key=relay_name, durable=True)

@@ -81,3 +81,12 @@ def test_domain_without_handlers_is_a_clear_error():
     empty.init(traverse=False)
     with pytest.raises(ConfigurationError, match="nothing for Celery to run"):
         read_handlers(empty)
+
+
+def test_celery_keeps_each_handler_queue_on_its_own_exchange(shop_app):
+    # Kombu drops the exchange of a queue with bindings; Celery would then bind every
+    # handler queue to the default (relay) exchange as well.
+    for route in shop_app.topology.routes:
+        queue = shop_app.amqp.queues[route.queue.name]
+        assert queue.exchange.name == route.task_name
+        assert {b.exchange.name for b in queue.bindings} == {route.task_name}
