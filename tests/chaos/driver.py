@@ -309,7 +309,10 @@ def _engines(app: Any) -> tuple[sa.Engine, sa.Engine]:
 
 
 def _summary(events: list[str]) -> list[str]:
-    kinds = [" ".join(event.split()[:3]) for event in events if not event.startswith(("placing", "progress"))]
+    kinds = [
+        " ".join(word for word in event.split()[:4] if not word.isdigit())
+        for event in events if not event.startswith(("placing", "progress"))
+    ]
     return [f"{kind} x{kinds.count(kind)}" for kind in dict.fromkeys(kinds)]
 
 
