@@ -230,6 +230,8 @@ class Relay:
         with UnitOfWork():
             for row_id, error in failed.items():
                 row = repo.get(row_id)
+                if row.locked_by != self.worker_id:
+                    continue  # our claim expired and another relay took the row: its outcome stands
                 # [outbox.retry] max_attempts goes onto the row too: claim_batch
                 # stops claiming at retry_count == max_retries (the column, always
                 # 3 when Protean writes it), so the two must agree or the row is
