@@ -1,11 +1,12 @@
 """Crash-survival run: order sagas through real workers under kill -9 chaos.
 
     python benchmarks/chaos.py [--orders 1000] [--rate 5] [--concurrency 2] [--profile postgres|sqlite]
+                               [--broker redis|rabbitmq]
 
-Starts a persistent redis-server (append-only file, fsync always) and, for the
-postgres profile, PostgreSQL on loopback; runs `celery worker` and `celery beat`;
+Starts a durable broker (redis-server with an append-only file fsynced always, or a
+RabbitMQ node) and, for the postgres profile, PostgreSQL on loopback; runs `celery worker` and `celery beat`;
 places the orders while killing worker children every few seconds, the worker
-main process once, beat once and Redis once; injects three poison messages;
+main process once, beat once and the broker once; injects three poison messages;
 then prints what a user would check (see tests/chaos/driver.py). Exits 1 when a
 saga ended wrong, a side effect ran twice, an outbox row is stuck, or the dead
 letters are not exactly the poison.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from protean_celery.testing.rabbitmq import RabbitMQServer  # noqa: E402
 from protean_celery.testing.servers import PostgresServer, RedisServer  # noqa: E402
 from tests.chaos.driver import ChaosPlan, ChaosRun, report_json  # noqa: E402
 
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--child-kill-every", type=float, default=4.0, help="seconds between pool-child kills")
     parser.add_argument("--profile", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--broker", choices=["redis", "rabbitmq"], default="redis")
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--json", help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
@@ -39,14 +42,15 @@ def main(argv: list[str] | None = None) -> int:
                      child_kill_every=args.child_kill_every, timeout=args.timeout)
     state = Path(tempfile.mkdtemp(prefix="chaos-"))
     with ExitStack() as stack:
-        redis = stack.enter_context(RedisServer(persistent=True))
+        broker = stack.enter_context(RedisServer(persistent=True) if args.broker == "redis" else RabbitMQServer())
         if args.profile == "postgres":
             postgres = stack.enter_context(PostgresServer())
             env = {"PROTEAN_ENV": "production", "DATABASE_URL": postgres.create_database("chaos")}
         else:
             env = {"PROTEAN_CELERY_STATE": str(state)}
-        print(f"chaos run: {plan.orders} orders at {plan.rate}/s, -c {plan.concurrency}, {args.profile}; logs in {state}")
-        report = ChaosRun(plan, redis, env, state).run()
+        print(f"chaos run: {plan.orders} orders at {plan.rate}/s, -c {plan.concurrency}, {args.profile}, "
+              f"{args.broker}; logs in {state}")
+        report = ChaosRun(plan, broker, env, state).run()
     print()
     print("\n".join(report.lines()))
     if args.json:

@@ -192,7 +192,10 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "task_routes": topology.task_routes(),
         "task_default_queue": topology.relay_queue.name,
         "task_default_exchange": topology.relay_queue.name,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        # visibility_timeout: Redis. confirm_publish: AMQP; a publish returns only once the
+        # broker has the message (without it one sent on a connection that just died is lost
+        # while the relay marks it published).
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout, "confirm_publish": True},
         "broker_connection_retry_on_startup": True,
         # Celery's consumer, but undecodable bodies land in the dead letters.
         "worker_consumer": "protean_celery.consumer:Consumer",

@@ -76,6 +76,14 @@ def problems(app: Any) -> list[str]:
     for key, (wanted, why) in GUARANTEES.items():
         if conf.get(key) != wanted:
             found.append(f"Celery setting {key} = {conf.get(key)!r} weakens a guarantee ({why}): set it to {wanted!r}.")
+    broker = str(conf.get("broker_url") or "")
+    if broker.startswith(("amqp", "pyamqp")) and not (conf.get("broker_transport_options") or {}).get(
+        "confirm_publish"
+    ):
+        found.append(
+            "broker_transport_options has no confirm_publish = True: on AMQP a message published on a connection "
+            "that just died is lost while the relay marks it published. Set it (protean-celery's default)."
+        )
     if "pickle" in (conf.get("accept_content") or []):
         found.append("accept_content allows pickle: task payloads must be JSON only.")
     if not _parks_undecodable(conf.get("worker_consumer")):

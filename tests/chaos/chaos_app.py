@@ -25,6 +25,7 @@ app = ProteanCelery(
             "visibility_timeout": 60,
             "unacked_restore_interval": 2,
             "unacked_restore_throttle": 1,
+            "confirm_publish": True,
         },
     },
 )

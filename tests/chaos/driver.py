@@ -5,7 +5,8 @@ While the orders are placed (and for a while after), the driver
 * ``kill -9``s a worker pool child every few seconds (Celery replaces it);
 * ``kill -9``s the worker main process once and starts a new worker;
 * ``kill -9``s beat once, in the middle of its relay ticks, and restarts it;
-* ``kill -9``s Redis once and restarts it on the same append-only file;
+* ``kill -9``s the broker once and restarts it (Redis on its append-only file,
+  RabbitMQ on its durable queues);
 * injects poison messages (a body of the wrong shape, a tampered checksum, an
   event sent to a command queue, whose type no handler there takes) that must
   end in the dead-letter store.
@@ -29,11 +30,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from protean_celery.testing.servers import RedisServer
 from protean_celery.testing.worker import BeatProcess, WorkerProcess
 from tests.examples.saga_facts import COMPENSATED, COMPLETED, saga_facts
 
@@ -104,22 +104,34 @@ class ChaosReport:
         ]
 
 
+class Broker(Protocol):
+    """A broker the driver can kill and restart: ``RedisServer(persistent=True)`` or ``RabbitMQServer``."""
+
+    @property
+    def url(self) -> str: ...
+
+    def kill(self) -> None: ...
+
+    def restart(self) -> None: ...
+
+
 class ChaosRun:
-    """One chaos run against a persistent Redis it owns and the database ``env`` names.
+    """One chaos run against a durable broker it owns and the database ``env`` names.
 
     Args:
         plan: sizes and pace.
-        redis: a started ``RedisServer(persistent=True)``; the driver kills and restarts it.
+        broker: a started durable broker; the driver kills and restarts it.
         env: environment of the workers and of this process's app (``PROTEAN_ENV``,
             ``DATABASE_URL`` or ``PROTEAN_CELERY_STATE``; the broker URL is added).
         state: directory for the logs.
     """
 
-    def __init__(self, plan: ChaosPlan, redis: RedisServer, env: dict[str, str], state: Path) -> None:
+    def __init__(self, plan: ChaosPlan, broker: Broker, env: dict[str, str], state: Path) -> None:
         self.plan = plan
-        self.redis = redis
+        self.broker = broker
+        self.broker_name = "redis-server" if broker.url.startswith("redis") else "rabbitmq-server"
         self.state = state
-        self.env = {**env, "CELERY_BROKER_URL": redis.url, "PROTEAN_NO_AUTO_LOGGING": "1"}
+        self.env = {**env, "CELERY_BROKER_URL": broker.url, "PROTEAN_NO_AUTO_LOGGING": "1"}
         os.environ.update(self.env)
         self.worker = WorkerProcess(APP, plan.concurrency, env=self.env, cwd=ROOT, log_path=state / "worker.log")
         self.beat = BeatProcess(APP, env=self.env, cwd=ROOT, log_path=state / "beat.log")
@@ -224,7 +236,7 @@ class ChaosRun:
     def _chaos(self) -> None:
         placing = self.plan.orders / self.plan.rate
         once = {0.25 * placing: self._kill_worker_main, 0.5 * placing: self._kill_beat,
-                0.7 * placing: self._restart_redis}
+                0.7 * placing: self._restart_broker}
         started = time.monotonic()
         next_child = started + self.plan.child_kill_every
         while not self._stop.is_set():
@@ -256,12 +268,12 @@ class ChaosRun:
         time.sleep(1)
         self.beat.start(timeout=60)
 
-    def _restart_redis(self) -> None:
-        self._log("kill -9 redis-server")
-        self.redis.kill()
+    def _restart_broker(self) -> None:
+        self._log(f"kill -9 broker {self.broker_name}")
+        self.broker.kill()
         time.sleep(1)
-        self.redis.restart()
-        self._log("redis-server restarted on its append-only file")
+        self.broker.restart()
+        self._log(f"broker {self.broker_name} restarted on its durable state")
 
     def _log(self, text: str) -> None:
         self.report.events.append(text)

@@ -37,7 +37,7 @@ def _assert_survived(result, data, orders):
     assert len(data["dead_letters"]) == data["poison"] == 3, output
     assert {task for task, _ in data["dead_letters"]} == {"protean.orders.commands.Order"}, output
     kinds = " ".join(data["events"])
-    for event in ("kill -9 worker child", "kill -9 worker main", "kill -9 beat", "kill -9 redis-server"):
+    for event in ("kill -9 worker child", "kill -9 worker main", "kill -9 beat", "kill -9 broker"):
         assert event in kinds, output
     assert data["ok"] and result.returncode == 0, output
 
@@ -45,6 +45,11 @@ def _assert_survived(result, data, orders):
 def test_sagas_survive_chaos_on_postgres(tmp_path):
     result, data = _chaos(tmp_path, "--orders", "100", "--rate", "5", "--profile", "postgres")
     _assert_survived(result, data, 100)
+
+
+def test_sagas_survive_chaos_on_rabbitmq(tmp_path):
+    result, data = _chaos(tmp_path, "--orders", "60", "--rate", "5", "--profile", "postgres", "--broker", "rabbitmq")
+    _assert_survived(result, data, 60)
 
 
 def test_sagas_survive_chaos_on_the_embedded_default(tmp_path):
