@@ -32,6 +32,18 @@ def redis_server() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[Any]:
+    """A real RabbitMQ node on a free loopback port (fails if Debian's rabbitmq-server is not installed)."""
+    from protean_celery.testing.rabbitmq import RabbitMQServer
+
+    server = RabbitMQServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """A real PostgreSQL cluster on a free loopback port (fails if not installed)."""
     from protean_celery.testing.servers import PostgresServer

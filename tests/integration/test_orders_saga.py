@@ -54,10 +54,22 @@ def _message_db(redis_server, postgres_server, tmp_path_factory):
     return Profile("message_db", 100, run, sa.create_engine(url), sa.create_engine(store_url), table)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres", "message_db"])
+def _rabbitmq(rabbitmq_server, postgres_server, tmp_path_factory):
+    url = postgres_server.create_database("orders_rabbitmq")
+    run = run_orders(tmp_path_factory.mktemp("rmq"), 100, broker=rabbitmq_server.url,
+                     env={"PROTEAN_ENV": "production", "DATABASE_URL": url})
+    engine = sa.create_engine(url)
+    table = "(SELECT category, stream_name, data::text AS data FROM protean_events) AS e"
+    return Profile("rabbitmq", 100, run, engine, engine, table)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "message_db", "rabbitmq"])
 def profile(request, redis_server, tmp_path_factory):
     if request.param == "sqlite":
         result = _sqlite(redis_server, tmp_path_factory)
+    elif request.param == "rabbitmq":
+        broker = request.getfixturevalue("rabbitmq_server")
+        result = _rabbitmq(broker, request.getfixturevalue("postgres_server"), tmp_path_factory)
     else:
         postgres_server = request.getfixturevalue("postgres_server")
         build = _postgres if request.param == "postgres" else _message_db
