@@ -32,13 +32,13 @@ def _sqlite(redis_server, tmp_path_factory):
                    sa.create_engine(f"sqlite:///{state}/orders.db"), "protean_events")
 
 
-def _postgres(redis_server, postgres_server, tmp_path_factory):
-    url = postgres_server.create_database("orders_sql")
-    run = run_orders(tmp_path_factory.mktemp("pg"), 100, broker=redis_server.url,
+def _postgres(broker_url, postgres_server, tmp_path_factory, name="postgres"):
+    url = postgres_server.create_database(f"orders_{name}")
+    run = run_orders(tmp_path_factory.mktemp(name), 100, broker=broker_url,
                      env={"PROTEAN_ENV": "production", "DATABASE_URL": url})
     engine = sa.create_engine(url)
     table = "(SELECT category, stream_name, data::text AS data FROM protean_events) AS e"
-    return Profile("postgres", 100, run, engine, engine, table)
+    return Profile(name, 100, run, engine, engine, table)
 
 
 def _message_db(redis_server, postgres_server, tmp_path_factory):
@@ -54,26 +54,17 @@ def _message_db(redis_server, postgres_server, tmp_path_factory):
     return Profile("message_db", 100, run, sa.create_engine(url), sa.create_engine(store_url), table)
 
 
-def _rabbitmq(rabbitmq_server, postgres_server, tmp_path_factory):
-    url = postgres_server.create_database("orders_rabbitmq")
-    run = run_orders(tmp_path_factory.mktemp("rmq"), 100, broker=rabbitmq_server.url,
-                     env={"PROTEAN_ENV": "production", "DATABASE_URL": url})
-    engine = sa.create_engine(url)
-    table = "(SELECT category, stream_name, data::text AS data FROM protean_events) AS e"
-    return Profile("rabbitmq", 100, run, engine, engine, table)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres", "message_db", "rabbitmq"])
 def profile(request, redis_server, tmp_path_factory):
     if request.param == "sqlite":
         result = _sqlite(redis_server, tmp_path_factory)
     elif request.param == "rabbitmq":
         broker = request.getfixturevalue("rabbitmq_server")
-        result = _rabbitmq(broker, request.getfixturevalue("postgres_server"), tmp_path_factory)
+        result = _postgres(broker.url, request.getfixturevalue("postgres_server"), tmp_path_factory, "rabbitmq")
+    elif request.param == "postgres":
+        result = _postgres(redis_server.url, request.getfixturevalue("postgres_server"), tmp_path_factory)
     else:
-        postgres_server = request.getfixturevalue("postgres_server")
-        build = _postgres if request.param == "postgres" else _message_db
-        result = build(redis_server, postgres_server, tmp_path_factory)
+        result = _message_db(redis_server, request.getfixturevalue("postgres_server"), tmp_path_factory)
     assert result.run.returncode == 0, result.run.output
     return result
 
