@@ -202,10 +202,10 @@ _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a s
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
-    if default is None or isinstance(value, type(default)):
+    if default is None or (isinstance(value, type(default)) and isinstance(value, bool) == isinstance(default, bool)):
         return value
     try:
-        if isinstance(default, bool):
+        if isinstance(default, bool) or isinstance(value, bool):  # true is not a number of retries
             raise TypeError
         return type(default)(value)
     except (TypeError, ValueError):
