@@ -19,6 +19,7 @@ from protean_celery.deadletter import DeadLetters
 from protean_celery.errors import ConfigurationError, DeadLetterError
 from protean_celery.inbox import Inbox
 from protean_celery.outbox import Relay, beat_entries
+from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore, SQLCursorStore
 from protean_celery.registry import read_handlers
 from protean_celery.settings import CelerySettings, load_settings
@@ -150,7 +151,7 @@ class ProteanCelery(Celery):
         self.domain = domain
         self.settings = settings
         self.runtime = Runtime(self, domain, settings, cursors or _cursor_store(domain, settings))
-        self.add_defaults(lambda: guarantee_defaults(self.runtime, _outbox_providers(domain)))
+        self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain)))
         if config:
             self.conf.update(dict(config))
         register_tasks(self, self.runtime)
@@ -237,12 +238,6 @@ def _cursor_store(domain: Any, settings: CelerySettings) -> CursorStore:
             )
         uri = default["database_uri"]
     return SQLCursorStore(str(uri))
-
-
-def _outbox_providers(domain: Any) -> list[str]:
-    from protean.utils.outbox import _outbox_provider_names
-
-    return list(_outbox_provider_names(domain)) if domain.has_outbox else []
 
 
 def _state_engine(cursors: CursorStore) -> Any:

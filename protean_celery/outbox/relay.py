@@ -34,14 +34,15 @@ from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
 from protean.utils.eventing import Message
-from protean.utils.outbox import OutboxStatus, _outbox_provider_names
+from protean.utils.outbox import OutboxStatus
 from protean.utils.query import Q
 
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
 from protean_celery.errors import PayloadTooLarge, RelayError
 from protean_celery.intake import check_size
-from protean_celery.outbox.admin import max_attempts, stuck_criteria
+from protean_celery.outbox.admin import counts, max_attempts
+from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
@@ -75,7 +76,7 @@ class Relay:
         topology: the domain's topology.
         settings: protean-celery settings (batch size, lock time).
         cursors: where the command relay keeps its cursors.
-        dead_letters: where commands it cannot publish go (logged and skipped without one).
+        dead_letters: where commands it cannot publish go.
     """
 
     def __init__(
@@ -85,7 +86,7 @@ class Relay:
         topology: Topology,
         settings: CelerySettings,
         cursors: CursorStore,
-        dead_letters: DeadLetters | None = None,
+        dead_letters: DeadLetters,
     ) -> None:
         self.celery = celery
         self.domain = domain
@@ -114,7 +115,7 @@ class Relay:
         report = RelayReport()
         budget = max_batches or self.settings.relay_max_batches
         with self.domain.domain_context():
-            chosen = self._providers() if providers is None else providers
+            chosen = outbox_providers(self.domain) if providers is None else providers
             for batch in range(budget):
                 moved = report.moved
                 if events:
@@ -133,14 +134,11 @@ class Relay:
         Stuck rows (FAILED with no retries left) are left out: no relay run
         publishes them until ``protean outbox requeue`` resets them.
         """
+        total = sum(
+            by_status["pending"] + by_status["processing"] + by_status["failed"]  # "failed" leaves out stuck rows
+            for by_status in counts(self.domain).values()
+        )
         with self.domain.domain_context():
-            total = 0
-            for provider in self._providers():
-                repo = self.domain._get_outbox_repo(provider)
-                counts = repo.count_by_status()
-                total += counts.get("pending", 0) + counts.get("processing", 0) + counts.get("failed", 0)
-                if counts.get("failed", 0):  # stuck rows are never relayed: `protean outbox` shows them
-                    total -= repo._dao.query.filter(stuck_criteria()).count()
             store = self.domain.event_store.store
             for category in self.topology.command_categories():
                 cursor = self.cursors.position(_cursor_name(category))
@@ -148,9 +146,6 @@ class Relay:
             return total
 
     # -- events -----------------------------------------------------------------
-
-    def _providers(self) -> list[str]:
-        return list(_outbox_provider_names(self.domain)) if self.domain.has_outbox else []
 
     def _outbox_batch(self, providers: list[str], report: RelayReport) -> None:
         for provider in providers:
@@ -286,9 +281,6 @@ class Relay:
         """
         report.failed += 1
         where = f"command at global position {row.get('global_position')} of {category}"
-        if self.dead_letters is None:
-            logger.error("relay: %s cannot be published and was skipped: %s", where, error)
-            return
         payload = json.loads(json.dumps(row, default=str))  # event store rows may hold datetimes
         try:
             entry = self.dead_letters.park(self.topology.relay_tasks["commands"], payload, error)
