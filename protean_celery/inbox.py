@@ -9,9 +9,10 @@ exists is acknowledged without running the handler. Two copies running at once
 both handle it, but only one commits: the other's commit hits the marker's
 primary key and is rolled back, effects included.
 
-Protean's own Unit of Work inside the handler joins this outer one. What a
-handler writes outside the Unit of Work is not covered: a process manager's
-transition and the commands it issues go straight to the event store.
+Protean's own Unit of Work inside the handler joins this outer one. With the
+SQL event store in the same database, the handler's events, the commands it
+issues and a process manager's transition join it too (``event_store/store.py``);
+with the event store elsewhere they commit on their own, before the rest.
 
 Markers are pruned by the maintenance task (``prune``) once they are older than
 ``inbox_retention_hours``: past that age no redelivery can arrive any more.

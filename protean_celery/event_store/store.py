@@ -71,6 +71,9 @@ class SQLEventStore(BaseEventStore):
         self.engine: Engine = make_engine(str(uri), "[event_store] database_uri", **pool)
         self._postgres = self.engine.dialect.name == "postgresql"
         self._touched: set[str] = set()
+        # The provider sharing this database, looked up on first append (providers may init after the store).
+        self._shared: str | None = None
+        self._shared_known = False
 
     def take_touched(self) -> set[str]:
         """Categories this process appended to since the last call (for relay nudges)."""
@@ -266,8 +269,8 @@ class SQLEventStore(BaseEventStore):
         return connection() if callable(connection) else None
 
     def _shared_provider(self) -> str | None:
-        if not hasattr(self, "_shared"):
-            self._shared = shared_provider(self.domain, self.engine)
+        if not self._shared_known:
+            self._shared, self._shared_known = shared_provider(self.domain, self.engine), True
         return self._shared
     def _reader(self) -> Connection:
         # One statement per read: on PostgreSQL autocommit saves BEGIN and ROLLBACK round trips.

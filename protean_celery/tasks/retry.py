@@ -32,6 +32,7 @@ highest first:
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +94,7 @@ class RetryPolicy:
         return float(min(base * 2 ** min(retries, 32), cap) * (0.75 + rand() / 2))
 
 
+@functools.cache
 def _transient_types() -> tuple[type[BaseException], ...]:
     import kombu.exceptions
     import sqlalchemy.exc
@@ -121,18 +123,12 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-_TRANSIENT: tuple[type[BaseException], ...] | None = None
-
-
 def classify(exc: BaseException) -> Failure:
     """The kind of failure ``exc`` is, judged by every exception in its chain."""
-    global _TRANSIENT
-    if _TRANSIENT is None:
-        _TRANSIENT = _transient_types()
     chain = list(_chain(exc))
     if any(isinstance(item, ExpectedVersionError) for item in chain):
         return Failure.CONFLICT
-    if any(isinstance(item, _TRANSIENT) for item in chain):
+    if any(isinstance(item, _transient_types()) for item in chain):
         return Failure.TRANSIENT
     return Failure.HANDLER
 
