@@ -28,7 +28,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -330,6 +330,4 @@ def _summary(events: list[str]) -> list[str]:
 
 def report_json(report: ChaosReport) -> str:
     """The report as JSON (for the test and for the closing note)."""
-    data = {key: value for key, value in report.__dict__.items()}
-    data["ok"] = report.ok
-    return json.dumps(data, default=str)
+    return json.dumps({**asdict(report), "ok": report.ok}, default=str)

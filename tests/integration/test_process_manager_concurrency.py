@@ -13,15 +13,12 @@ import pytest
 from protean_celery.envelope import encode
 from protean_celery.testing import Testbed as ProteanTestbed
 from tests.support.shop import Fulfilment, PlaceOrder, ShipOrder, build_domain
+from tests.support.tasks import FakeTask
 
 pytestmark = pytest.mark.integration
 
 TASK = "protean.shop.Fulfilment"
 
-
-class _Task:
-    def __init__(self):
-        self.request = type("Request", (), {"id": "t", "retries": 0})()
 
 
 @pytest.fixture
@@ -46,7 +43,7 @@ def test_two_events_racing_on_one_saga_end_in_the_right_state(app, monkeypatch):
     with domain.domain_context():
         domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
         placed = store.read("shop::order-o1")[-1]
-    assert execute(_Task(), runtime, route, encode(placed)) == "handled"  # the saga starts
+    assert execute(FakeTask(), runtime, route, encode(placed)) == "handled"  # the saga starts
     with domain.domain_context():
         domain.process(ShipOrder(order_id="o1"), asynchronous=False)
         domain.process(ShipOrder(order_id="o1"), asynchronous=False)
@@ -79,7 +76,7 @@ def test_two_events_racing_on_one_saga_end_in_the_right_state(app, monkeypatch):
 
     def run(message):
         try:
-            outcomes.append(execute(_Task(), runtime, route, encode(message)))
+            outcomes.append(execute(FakeTask(), runtime, route, encode(message)))
         except Exception as exc:  # surfaced below
             errors.append(exc)
 

@@ -13,6 +13,7 @@ from protean_celery.outbox.cursor import MemoryCursorStore
 from protean_celery.settings import load_settings
 from protean_celery.tasks.retry import MAX_RETRY_DELAY, Failure, RetryPolicy, classify, resolve_policy
 from tests.support.shop import Fulfilment, Notifier, OrderCommands, PlaceOrder, build_domain
+from tests.support.tasks import FakeTask
 
 TASK = "protean.shop.commands.Order"
 
@@ -103,14 +104,6 @@ def test_a_protean_profile_on_the_handler_sets_its_retries():
     assert (policy.max_retries, policy.retry_delay_seconds) == (2, 0.0)  # Protean's "fast" profile
 
 
-class _FakeTask:
-    def __init__(self, retries):
-        self.request = type("Request", (), {"id": "t1", "retries": retries})()
-        self.retried_with = None
-
-    def retry(self, exc, countdown, max_retries):
-        self.retried_with = (countdown, max_retries)
-        return Retry(exc=exc, when=countdown)
 
 
 @pytest.fixture
@@ -135,7 +128,7 @@ def test_a_transient_error_gets_the_transient_budget(app_with):
     from protean_celery.tasks import execute
 
     app, payload = app_with(_wrapped(_operational_error()))
-    task = _FakeTask(retries=5)  # past the handler's 3, within the transient 10
+    task = FakeTask(retries=5)  # past the handler's 3, within the transient 10
     with pytest.raises(Retry):
         execute(task, app.runtime, app.topology.route(TASK), payload)
     countdown, budget = task.retried_with
@@ -146,10 +139,10 @@ def test_a_handler_error_uses_the_command_handlers_protean_settings(app_with):
     from protean_celery.tasks import execute
 
     app, payload = app_with(ValueError("bad sku"), subscriptions={"OrderCommands": {"max_retries": 1}})
-    task = _FakeTask(retries=0)
+    task = FakeTask(retries=0)
     with pytest.raises(Retry):
         execute(task, app.runtime, app.topology.route(TASK), payload)
     assert task.retried_with[1] == 1
     with pytest.raises(ValueError, match="bad sku"):
-        execute(_FakeTask(retries=1), app.runtime, app.topology.route(TASK), payload)
+        execute(FakeTask(retries=1), app.runtime, app.topology.route(TASK), payload)
     assert [entry.error for entry in app.runtime.dead_letters.list()] == ["ValueError: bad sku"]

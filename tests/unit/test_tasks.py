@@ -6,6 +6,7 @@ from celery.exceptions import Reject, Retry
 from protean_celery.envelope import encode
 from protean_celery.testing.drain import DrainError, drain
 from tests.support.shop import SENT, Order, PlaceOrder, ShipOrder
+from tests.support.tasks import FakeTask
 
 TASK = "protean.shop.commands.Order"
 
@@ -80,16 +81,6 @@ def test_an_expired_command_is_skipped(shop_app):
     assert shop_app.tasks[TASK].apply(args=(payload,)).get() == "expired"
 
 
-class _FakeTask:
-    """Stands in for a bound Celery task: a request with a retry count."""
-
-    def __init__(self, retries):
-        self.request = type("Request", (), {"id": "t1", "retries": retries})()
-        self.retried_with = None
-
-    def retry(self, exc, countdown, max_retries):
-        self.retried_with = (countdown, max_retries)
-        return Retry(exc=exc, when=countdown)
 
 
 @pytest.fixture
@@ -109,7 +100,7 @@ def failing_place(monkeypatch):
 def test_a_failing_handler_is_retried_with_backoff(shop_app, failing_place):
     from protean_celery.tasks import execute
 
-    task = _FakeTask(retries=1)
+    task = FakeTask(retries=1)
     with pytest.raises(Retry):
         execute(task, shop_app.runtime, shop_app.topology.route(TASK), encode(_command(shop_app)))
     countdown, max_retries = task.retried_with
@@ -122,7 +113,7 @@ def test_an_exhausted_handler_raises_its_error(shop_app, failing_place):
     from protean_celery.tasks import execute
 
     with pytest.raises(RuntimeError, match="warehouse offline"):
-        execute(_FakeTask(retries=3), shop_app.runtime, shop_app.topology.route(TASK), encode(_command(shop_app)))
+        execute(FakeTask(retries=3), shop_app.runtime, shop_app.topology.route(TASK), encode(_command(shop_app)))
 
 
 def test_drain_runs_fifty_sagas_to_the_end(shop_app):
@@ -190,7 +181,7 @@ def test_an_exhausted_message_is_dead_lettered_and_replays_once_fixed(shop_app, 
     shop_app.relay()  # the command left the store for its queue ...
     _purge(shop_app)  # ... and a worker took it, failing on every attempt:
     with pytest.raises(RuntimeError):
-        execute(_FakeTask(retries=3), shop_app.runtime, shop_app.topology.route(TASK), payload)
+        execute(FakeTask(retries=3), shop_app.runtime, shop_app.topology.route(TASK), payload)
     [entry] = shop_app.runtime.dead_letters.list(task=TASK)
     assert (entry.attempts, entry.message_type, entry.category) == (4, "Shop.PlaceOrder.v1", "shop::order:command")
     assert "warehouse offline" in entry.error and "Traceback" in entry.traceback
