@@ -21,6 +21,7 @@ from protean_celery.inbox import Inbox
 from protean_celery.outbox import Relay, beat_entries
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore, SQLCursorStore
+from protean_celery.redelivery import Ledger, Sweep
 from protean_celery.registry import read_handlers
 from protean_celery.settings import CelerySettings, load_settings
 from protean_celery.sql import tune_sqlite
@@ -47,7 +48,8 @@ class Runtime:
             known_types=_known_types(domain),
         )
         self.cursors = cursors
-        self.dead_letters = DeadLetters(_state_engine(cursors))
+        state = _state_engine(cursors)
+        self.dead_letters = DeadLetters(state)
         self.relay = Relay(celery, domain, self.topology, settings, cursors, self.dead_letters)
         self.retry_policies = RetryPolicies(domain, settings, (route.spec for route in self.topology.routes))
         # Appends to these categories never create outbox rows: commands and
@@ -55,6 +57,10 @@ class Runtime:
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.serial = SerialLock(getattr(cursors, "engine", None))
         self.inbox = Inbox(domain)
+        self.ledger = Ledger(state)
+        self.sweep = Sweep(
+            celery, domain, self.topology, settings, cursors, self.inbox, self.dead_letters, self.relay, self.ledger
+        )
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
@@ -203,7 +209,7 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": beat_entries(
             topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval,
-            maintenance_interval=settings.maintenance_interval,
+            maintenance_interval=settings.maintenance_interval, sweep_interval=settings.sweep_interval,
         ),
     }
     if broker:
@@ -250,6 +256,7 @@ def _state_engine(cursors: CursorStore) -> Any:
     # In-process tests with memory cursors keep dead letters in a private SQLite memory database.
     memory = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     DeadLetters(memory).setup()
+    Ledger(memory).setup()
     return memory
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, delete, func, select
 
 from protean_celery.errors import DeadLetterError
+from protean_celery.sql import existing_pairs
 
 __all__ = ["DeadLetter", "DeadLetters", "dead_letters_table"]
 
@@ -126,6 +127,13 @@ class DeadLetters:
                 )
             )
             return entry_id
+
+    def parked(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(task, message key)`` pairs have an entry."""
+        found = existing_pairs(
+            self.engine, dead_letters_table.c.message_id, dead_letters_table.c.task, ((k, t) for t, k in pairs)
+        )
+        return {(task, key) for key, task in found}
 
     def list(
         self, task: str | None = None, category: str | None = None, since: datetime | None = None, limit: int = 100

@@ -17,6 +17,7 @@
     │                                               a task or message type this worker
     │                                               does not know
     ├── RelayError                                  publishing to the broker failed
+    │   └── MessageLost                             a relayed message vanished, republished in vain
     ├── DeadLetterError                             DLQ tooling: unknown id, replay target missing
     ├── OutboxError                                 outbox tooling: a row that cannot be requeued
     │   └── OutboxRowNotFound(OutboxError, KeyError)
@@ -47,6 +48,7 @@ __all__ = [
     "ForeignMessageError",
     "UnknownHandlerError",
     "RelayError",
+    "MessageLost",
     "DeadLetterError",
     "OutboxError",
     "OutboxRowNotFound",
@@ -115,6 +117,10 @@ class UnknownHandlerError(MessageError, KeyError):
 
 class RelayError(ProteanCeleryError):
     """Publishing outbox rows or commands to the broker failed."""
+
+
+class MessageLost(RelayError):
+    """A relayed message was never handled and no copy was left; the sweep's republications were lost too."""
 
 
 class DeadLetterError(ProteanCeleryError):

@@ -21,12 +21,14 @@ Markers are pruned by the maintenance task (``prune``) once they are older than
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
 from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+
+from protean_celery.sql import existing_pairs
 
 __all__ = ["Inbox", "inbox_table"]
 
@@ -121,6 +123,34 @@ class Inbox:
                 return False  # a concurrent copy committed first; ours rolled back
             raise
         return True
+
+    def mark(self, key: str, handler: str) -> None:
+        """Record ``(key, handler)`` as handled without running anything (idempotent).
+
+        For a message that ends without the handler's Unit of Work: an expired
+        command, a transition a process manager already made.
+        """
+        if not self.enabled:
+            return
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(
+                    select(inbox_table.c.handler).where(
+                        inbox_table.c.message_key == key, inbox_table.c.handler == handler
+                    )
+                ).first() is None:
+                    conn.execute(
+                        insert(inbox_table).values(message_key=key, handler=handler, processed_at=datetime.now(UTC))
+                    )
+        except Exception as exc:
+            if not _is_marker_conflict(exc):
+                raise
+
+    def handled(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(message key, handler)`` pairs have a marker."""
+        if not self.enabled:
+            return set()
+        return existing_pairs(self.engine, inbox_table.c.message_key, inbox_table.c.handler, pairs)
 
     @staticmethod
     def _seen(session: Any, key: str, handler: str) -> bool:

@@ -96,6 +96,13 @@ class CelerySettings:
             its marker was pruned is handled again.
         dead_letter_retention_days: dead letters older than this are pruned
             (``0``, the default, keeps them until you purge them).
+        sweep_interval: seconds between redelivery sweeps (``0`` turns the sweep off).
+        redeliver_after: seconds a relayed message may go unhandled, with no copy in
+            its queue or held by a worker, before the sweep republishes it.
+        sweep_horizon_hours: messages relayed longer ago than this are not swept;
+            must stay below ``inbox_retention_hours``.
+        redelivery_attempts: republications of one lost message before the sweep
+            dead-letters it.
     """
 
     broker_url: str | None = None
@@ -113,6 +120,10 @@ class CelerySettings:
     maintenance_interval: float = 300.0
     inbox_retention_hours: float = 168.0
     dead_letter_retention_days: float = 0.0
+    sweep_interval: float = 60.0
+    redeliver_after: float = 300.0
+    sweep_horizon_hours: float = 24.0
+    redelivery_attempts: int = 3
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.
@@ -230,6 +241,7 @@ def _validate(settings: CelerySettings) -> None:
             "[custom.celery] max_payload_bytes must be zero (no limit) or a positive number of bytes."
         )
     _validate_maintenance(settings)
+    _validate_sweep(settings)
     if not settings.queue_prefix or any(ch in settings.queue_prefix for ch in ".*# "):
         raise ConfigurationError("[custom.celery] queue_prefix must be a non-empty word without . * # or spaces.")
 
@@ -245,4 +257,19 @@ def _validate_maintenance(settings: CelerySettings) -> None:
             f"[custom.celery] inbox_retention_hours ({settings.inbox_retention_hours:g}) must exceed the longest "
             f"redelivery window ({window:g} h: visibility_timeout and lock_minutes), or redelivered messages "
             "would be handled twice."
+        )
+
+
+def _validate_sweep(settings: CelerySettings) -> None:
+    if settings.sweep_interval < 0:
+        raise ConfigurationError("[custom.celery] sweep_interval must be 0 (no sweep) or positive (seconds).")
+    if settings.redeliver_after < 5:
+        raise ConfigurationError("[custom.celery] redeliver_after must be at least 5 seconds.")
+    if settings.redelivery_attempts < 1:
+        raise ConfigurationError("[custom.celery] redelivery_attempts must be at least 1.")
+    if not settings.redeliver_after / 3600 < settings.sweep_horizon_hours < settings.inbox_retention_hours:
+        raise ConfigurationError(
+            f"[custom.celery] sweep_horizon_hours ({settings.sweep_horizon_hours:g}) must exceed redeliver_after "
+            f"({settings.redeliver_after:g} s) and stay below inbox_retention_hours "
+            f"({settings.inbox_retention_hours:g}): the sweep decides what was handled from the inbox markers."
         )

@@ -9,14 +9,15 @@ failing half-way. Errors never show a password.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Column, create_engine, event, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from protean_celery.errors import ConfigurationError
 
-__all__ = ["make_engine", "safe_url", "parse_url", "tune_sqlite"]
+__all__ = ["make_engine", "safe_url", "parse_url", "tune_sqlite", "existing_pairs"]
 
 
 def parse_url(uri: str, where: str) -> URL:
@@ -83,3 +84,19 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def existing_pairs(
+    engine: Engine, first: Column[Any], second: Column[Any], pairs: Iterable[tuple[str, str]], chunk: int = 500
+) -> set[tuple[str, str]]:
+    """Which ``(first, second)`` value pairs have a row (looked up by ``first IN (...)``, in chunks)."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    values = sorted({value for value, _other in wanted})
+    found: set[tuple[str, str]] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(values), chunk):
+            query = select(first, second).where(first.in_(values[start:start + chunk]))
+            found.update((str(a), str(b)) for a, b in conn.execute(query))
+    return found & wanted

@@ -2,7 +2,8 @@
 
 Protean's ``Domain.setup_database()`` and friends manage the aggregate, projection
 and outbox tables; none of them touches an event store. These functions call
-Protean's and then manage our own: the SQL event store and the relay cursors.
+Protean's and then manage our own: the inbox, the SQL event store, the relay
+cursors, the dead letters and the redelivery ledger.
 """
 
 from __future__ import annotations
@@ -95,8 +96,10 @@ def truncate(domain: Any, cursors: Any = None) -> None:
     if cursors is not None and hasattr(cursors, "truncate"):
         cursors.truncate()
         from protean_celery.deadletter import DeadLetters
+        from protean_celery.redelivery import Ledger
 
         DeadLetters(cursors.engine).truncate()
+        Ledger(cursors.engine).truncate()
 
 
 def _ours(domain: Any, cursors: Any) -> Iterable[Any]:
@@ -109,8 +112,10 @@ def _ours(domain: Any, cursors: Any) -> Iterable[Any]:
     if cursors is not None and hasattr(cursors, "setup"):
         targets.append(cursors)
         from protean_celery.deadletter import DeadLetters
+        from protean_celery.redelivery import Ledger
 
         targets.append(DeadLetters(cursors.engine))
+        targets.append(Ledger(cursors.engine))
     return targets
 
 

@@ -45,9 +45,9 @@ from protean_celery.outbox.admin import counts, max_attempts
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.settings import CelerySettings
-from protean_celery.topology import Topology
+from protean_celery.topology import Route, Topology
 
-__all__ = ["Relay", "RelayReport"]
+__all__ = ["Relay", "RelayReport", "command_cursor_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class Relay:
         with self.domain.domain_context():
             store = self.domain.event_store.store
             for category in self.topology.command_categories():
-                cursor = self.cursors.position(_cursor_name(category))
+                cursor = self.cursors.position(command_cursor_name(category))
                 total += len(store.read(category, position=cursor + 1, no_of_messages=1000))
             return total
 
@@ -240,7 +240,7 @@ class Relay:
     def _command_batch(self, report: RelayReport, categories: list[str] | None, assume_new: bool = False) -> None:
         store = self.domain.event_store.store
         for category in categories if categories is not None else self.topology.command_categories():
-            name = _cursor_name(category)
+            name = command_cursor_name(category)
             if not assume_new and not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
                 continue  # nothing new: skip the locked round trip
 
@@ -307,19 +307,27 @@ class Relay:
         key = message_key(message)
         try:
             for route in routes:
-                self.celery.send_task(
-                    route.task_name,
-                    args=(payload,),
-                    task_id=task_id(route.task_name, key),
-                    exchange=route.exchange,
-                    routing_key=category,
-                    declare=[route.queue],
-                    producer=producer,
-                    retry=True,
-                )
+                self.send(route, payload, key, category, producer)
         except Exception as exc:
             raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
         return len(routes)
+
+    def send(self, route: Route, payload: Any, key: str, category: str, producer: Any) -> None:
+        """Publish one task message: ``payload`` to the handler task of ``route`` only.
+
+        The task id is derived from the task and the message key, so every copy
+        of a message for one handler has the same id.
+        """
+        self.celery.send_task(
+            route.task_name,
+            args=(payload,),
+            task_id=task_id(route.task_name, key),
+            exchange=route.exchange,
+            routing_key=category,
+            declare=[route.queue],
+            producer=producer,
+            retry=True,
+        )
 
 
 class _Unreachable(Exception):
@@ -333,5 +341,6 @@ def _broker_down(exc: BaseException) -> bool:
     return classify(exc) is Failure.TRANSIENT
 
 
-def _cursor_name(category: str) -> str:
+def command_cursor_name(category: str) -> str:
+    """The name of the command relay's cursor for ``category``."""
     return f"commands:{category}"

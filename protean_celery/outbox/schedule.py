@@ -1,8 +1,8 @@
 """Beat entries for the relay and the maintenance task. Pure.
 
 One entry per outbox provider (the databases Protean writes outbox rows to), one
-for the command relay and one for maintenance (pruning inbox markers, dead
-letters and old outbox rows). Each tick expires after one interval, so a backlog
+for the command relay, one for maintenance (pruning inbox markers, dead
+letters and old outbox rows) and one for the redelivery sweep. Each tick expires after one interval, so a backlog
 of ticks never piles up behind busy workers: the next tick does the same work.
 """
 
@@ -20,6 +20,7 @@ def beat_entries(
     providers: Iterable[str],
     interval: float,
     maintenance_interval: float | None = None,
+    sweep_interval: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The ``beat_schedule`` entries for the relay queue's periodic tasks.
 
@@ -30,6 +31,8 @@ def beat_entries(
         interval: seconds between relay ticks.
         maintenance_interval: seconds between maintenance ticks; ``None`` (or no
             ``maintenance`` task) schedules none.
+        sweep_interval: seconds between redelivery sweeps; ``None`` or ``0`` (or no
+            ``sweep`` task) schedules none.
     """
     options = {"queue": relay_queue, "expires": interval}
     entries: dict[str, dict[str, Any]] = {}
@@ -50,5 +53,11 @@ def beat_entries(
             "task": relay_tasks["maintenance"],
             "schedule": maintenance_interval,
             "options": {"queue": relay_queue, "expires": maintenance_interval},
+        }
+    if sweep_interval and "sweep" in relay_tasks:
+        entries[relay_tasks["sweep"]] = {
+            "task": relay_tasks["sweep"],
+            "schedule": sweep_interval,
+            "options": {"queue": relay_queue, "expires": sweep_interval},
         }
     return entries

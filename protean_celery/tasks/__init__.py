@@ -79,6 +79,8 @@ def register_tasks(celery: Any, runtime: Runtime) -> None:
     for what, name in runtime.topology.relay_tasks.items():
         if what == "maintenance":
             _register_maintenance(celery, runtime, name)
+        elif what == "sweep":
+            _register_sweep(celery, runtime, name)
         else:
             _register_relay(celery, runtime, name, what)
 
@@ -125,6 +127,14 @@ def _register_maintenance(celery: Any, runtime: Runtime, name: str) -> None:
 
     maintenance.__doc__ = "Prune old inbox markers, dead letters and outbox rows (protean_celery.maintenance)."
     celery.task(name=name, ignore_result=True, acks_late=False, shared=False)(maintenance)
+
+
+def _register_sweep(celery: Any, runtime: Runtime, name: str) -> None:
+    def sweep() -> dict[str, int]:
+        return runtime.sweep.run().as_dict()
+
+    sweep.__doc__ = "Republish relayed messages no handler got (protean_celery.redelivery.sweep)."
+    celery.task(name=name, ignore_result=True, acks_late=False, shared=False)(sweep)
 
 
 def _portable(exc: Exception) -> Exception:

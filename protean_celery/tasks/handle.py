@@ -80,11 +80,15 @@ def run_handler(
     with domain.domain_context(**extensions):
         g.message_in_context = message
         try:
+            # Both end without the handler's Unit of Work: the marker still records
+            # that this handler is done with the message (the redelivery sweep reads it).
             if metadata.headers.is_expired():
                 logger.info("%s: skipped expired command %s", spec.name, describe(message))
+                _mark(inbox, message, spec.path)
                 return Outcome.EXPIRED
             if spec.kind is HandlerKind.PROCESS_MANAGER and already_handled(handler_cls, message):
                 logger.info("%s: redelivered %s already made a transition", spec.name, describe(message))
+                _mark(inbox, message, spec.path)
                 return Outcome.DUPLICATE
             priority = getattr(metadata.domain, "priority", 0) or 0
             with processing_priority(priority):
@@ -115,6 +119,11 @@ def _invoke(handler_cls: Any, message: Message, version_retries: int, inbox: Inb
             # Another worker moved the stream on: reload and try again, spread out.
             time.sleep(min(0.01 * 2**attempt, 0.2) * (0.5 + random.random()))
     return True  # pragma: no cover - the loop returns or raises
+
+
+def _mark(inbox: Inbox | None, message: Message, handler: str) -> None:
+    if inbox is not None:
+        inbox.mark(message_key(message), handler)
 
 
 def _handle_error(handler_cls: Any, exc: Exception, message: Message) -> None:

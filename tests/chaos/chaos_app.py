@@ -2,7 +2,10 @@
 
 * Redis redelivers a message a killed worker had reserved after 60 s (the
   smallest ``visibility_timeout`` protean-celery accepts), swept every 2 s;
-* an outbox claim held by a relay that died is retaken after 6 s.
+* an outbox claim held by a relay that died is retaken after 6 s;
+* a message Redis lost (a server or worker killed between BRPOP and its unacked
+  record) is republished by the redelivery sweep 15 s after it was relayed
+  (sweeps every 5 s).
 
 Everything else is the example's own configuration.
 """
@@ -20,6 +23,8 @@ app = ProteanCelery(
     domain,
     visibility_timeout=60,
     lock_minutes=0.1,
+    redeliver_after=15,
+    sweep_interval=5,
     config={
         "broker_transport_options": {
             "visibility_timeout": 60,

@@ -72,6 +72,7 @@ class ChaosReport:
     seconds: float = 0.0
     duplicates: int = 0
     retried: int = 0
+    redelivered: int = 0
 
     @property
     def ok(self) -> bool:
@@ -98,6 +99,7 @@ class ChaosReport:
             f"dead letters           {len(self.dead_letters)}  (poison injected: {self.poison})",
             f"duplicates absorbed    {self.duplicates}",
             f"task retries           {self.retried}",
+            f"lost, republished      {self.redelivered}  (by the redelivery sweep)",
             f"chaos                  {len(self.events)} events: {', '.join(_summary(self.events))}",
             f"wall time              {self.seconds:.0f} s",
             f"result                 {'OK' if self.ok else 'FAILED'}",
@@ -303,6 +305,7 @@ class ChaosRun:
         log = self.worker.log()
         self.report.duplicates = log.count("'duplicate'")
         self.report.retried = log.count(" retry: Retry in ")
+        self.report.redelivered = log.count("no copy is left; republished")
 
 
 def _ended(app: Any) -> int:

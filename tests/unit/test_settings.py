@@ -63,6 +63,11 @@ def test_per_handler_options_inherit_the_defaults():
         ({"dead_letter_retention_days": -1}, "dead_letter_retention_days"),
         ({"inbox_retention_hours": 0.5}, "must exceed the longest redelivery window (1 h"),
         ({"visibility_timeout": 7 * 86400}, "inbox_retention_hours (168) must exceed"),
+        ({"sweep_interval": -1}, "sweep_interval must be 0 (no sweep) or positive"),
+        ({"redeliver_after": 1}, "redeliver_after must be at least 5 seconds"),
+        ({"redelivery_attempts": 0}, "redelivery_attempts must be at least 1"),
+        ({"sweep_horizon_hours": 200}, "stay below inbox_retention_hours (168)"),
+        ({"inbox_retention_hours": 12}, "sweep_horizon_hours (24) must exceed"),
     ],
 )
 def test_bad_settings_name_what_to_fix(table, words):

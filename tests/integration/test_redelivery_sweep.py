@@ -1,0 +1,72 @@
+"""The redelivery sweep through a real `celery worker`, beat and Redis.
+
+A message Redis lost (its queue's list deleted, as a server killed between a
+worker's BRPOP and its unacked record loses it) is republished by the sweep,
+dead-lettered as MessageLost when it keeps vanishing, and the saga it belongs to
+completes once the dead letter is replayed. See ``lost_message.py``.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from protean_celery.testing.worker import BeatProcess, WorkerProcess
+from tests.integration.orders import ROOT
+
+pytestmark = pytest.mark.integration
+
+APP = "tests.integration.sweep_app"
+SAGA_QUEUE = "protean.orders.OrderFulfillment"
+
+
+@pytest.fixture
+def env(redis_server, tmp_path):
+    return {**os.environ, "CELERY_BROKER_URL": redis_server.url.rsplit("/", 1)[0] + "/4",
+            "PROTEAN_CELERY_STATE": str(tmp_path), "PROTEAN_NO_AUTO_LOGGING": "1", "PYTHONPATH": str(ROOT)}
+
+
+def script(env, phase):
+    return subprocess.run([sys.executable, "tests/integration/lost_message.py", phase], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=240)
+
+
+def counts(line):
+    return {key: int(value) for key, value in re.findall(r"'(\w+)': (\d+)", line)}
+
+
+def lines(stdout):
+    return {line.split(":")[0]: line for line in stdout.splitlines() if ":" in line}
+
+
+def test_a_lost_message_is_republished_then_dead_lettered_and_the_saga_completes(env):
+    queues = subprocess.run([sys.executable, "-m", "celery", "-A", APP, "protean", "topology"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120).stdout
+    others = [q for q in re.findall(r"^  queue    (\S+)", queues, re.M) if q != SAGA_QUEUE]
+    others.append("protean.orders.relay")
+    with WorkerProcess(APP, concurrency=2, env=env, extra=["-Q", ",".join(others)]) as worker:
+        lost = script(env, "lose")
+        output = lost.stdout + lost.stderr + worker.tail()
+    assert lost.returncode == 0, output
+    steps = lines(lost.stdout)
+    # Still in its queue: watched, not republished.
+    queued = counts(steps["queued"])
+    assert queued["watched"] == 1 and queued["redelivered"] == 0 and queued["checked"] >= 2, output
+    assert steps["queued"].endswith("queued 1"), output
+    # Gone from Redis: republished to the saga's queue only, twice, then dead-lettered.
+    for step in ("lost once", "lost twice"):
+        assert counts(steps[step])["redelivered"] == 1 and steps[step].endswith("queued 1"), output
+    assert counts(steps["lost thrice"])["dead_lettered"] == 1 and steps["lost thrice"].endswith("queued 0"), output
+    assert "dead letters 1: MessageLost" in lost.stdout, output
+    assert "replayed, queued 1" in lost.stdout, output
+
+    # Every queue consumed, beat sweeping: the saga completes and nothing more is republished.
+    with WorkerProcess(APP, concurrency=2, env=env) as worker, BeatProcess(APP, env=env):
+        done = script(env, "finish")
+        worker.wait_for("protean.orders.relay.sweep", timeout=30)
+        log = worker.log()
+    assert done.returncode == 0, done.stdout + done.stderr + log[-3000:]
+    assert "saga completed" in done.stdout and "watched 0" in done.stdout
+    assert "republished" not in log, log[-3000:]
