@@ -95,7 +95,7 @@ def purge(ctx: click.Context, task: str | None, category: str | None, yes: bool)
 @click.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Outbox rows and commands not yet relayed, queue depths, messages in flight, dead letters, outbox rows."""
+    """Unrelayed outbox rows and commands, queue depths, in-flight messages, dead letters, swept and outbox rows."""
     from protean_celery.backlog import backlog
     from protean_celery.cli.outbox import echo_counts
 
@@ -109,4 +109,6 @@ def status(ctx: click.Context) -> None:
     click.echo(f"dead letters  {sum(depth.values())}")
     for task, count in sorted(depth.items()):
         click.echo(f"  {task}  {count}")
+    if app.runtime.sweep.enabled:
+        click.echo(f"watched by the redelivery sweep  {app.runtime.ledger.count()}")
     echo_counts(app.domain)

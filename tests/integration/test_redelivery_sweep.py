@@ -70,3 +70,6 @@ def test_a_lost_message_is_republished_then_dead_lettered_and_the_saga_completes
     assert done.returncode == 0, done.stdout + done.stderr + log[-3000:]
     assert "saga completed" in done.stdout and "watched 0" in done.stdout
     assert "republished" not in log, log[-3000:]
+    status = subprocess.run([sys.executable, "-m", "celery", "-A", APP, "protean", "status"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert "watched by the redelivery sweep  0" in status.stdout, status.stdout + status.stderr
