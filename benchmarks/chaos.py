@@ -1,12 +1,12 @@
 """Crash-survival run: order sagas through real workers under kill -9 chaos.
 
     python benchmarks/chaos.py [--orders 1000] [--rate 5] [--concurrency 2] [--profile postgres|sqlite]
-                               [--broker redis|rabbitmq]
+                               [--broker redis|rabbitmq] [--broker-kills 1]
 
 Starts a durable broker (redis-server with an append-only file fsynced always, or a
 RabbitMQ node) and, for the postgres profile, PostgreSQL on loopback; runs `celery worker` and `celery beat`;
 places the orders while killing worker children every few seconds, the worker
-main process once, beat once and the broker once; injects three poison messages;
+main process once, beat once and the broker once (or --broker-kills times); injects three poison messages;
 then prints what a user would check (see tests/chaos/driver.py). Exits 1 when a
 saga ended wrong, a side effect ran twice, an outbox row is stuck, or the dead
 letters are not exactly the poison.
@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-kill-every", type=float, default=4.0, help="seconds between pool-child kills")
     parser.add_argument("--profile", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--broker", choices=["redis", "rabbitmq"], default="redis")
+    parser.add_argument("--broker-kills", type=int, default=1, help="times the broker is killed and restarted")
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--json", help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
     plan = ChaosPlan(orders=args.orders, rate=args.rate, concurrency=args.concurrency,
-                     child_kill_every=args.child_kill_every, timeout=args.timeout)
+                     child_kill_every=args.child_kill_every, timeout=args.timeout, broker_kills=args.broker_kills)
     state = Path(tempfile.mkdtemp(prefix="chaos-"))
     with ExitStack() as stack:
         broker = stack.enter_context(RedisServer(persistent=True) if args.broker == "redis" else RabbitMQServer())

@@ -38,8 +38,9 @@ from protean.utils.query import Q
 
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
-from protean_celery.errors import MessageLost
+from protean_celery.errors import MessageLost, PayloadTooLarge
 from protean_celery.inbox import Inbox
+from protean_celery.intake import check_size
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.outbox.relay import Relay, command_cursor_name
@@ -204,12 +205,20 @@ class Sweep:
                 if written > cutoff:
                     break
                 asynchronous = getattr(metadata_of(message).domain, "asynchronous", True)
-                if written >= floor and asynchronous:
+                if written >= floor and asynchronous and self._fits(message):
                     items.extend(self._watches(message, category, written))
             position = int(row["global_position"])
             read += 1
         self._settle(items, now, report, watched=False)
         return position, read == SCAN_BATCH
+
+    def _fits(self, message: Message) -> bool:
+        """Whether the command relay published it (one above ``max_payload_bytes`` it dead-lettered)."""
+        try:
+            check_size(encode(message), self.settings.max_payload_bytes, "sweep")
+            return True
+        except PayloadTooLarge:
+            return False
 
     def _watches(self, message: Message, category: str, relayed_at: datetime) -> list[Watch]:
         routes = self.topology.targets(category, str(metadata_of(message).headers.type))
@@ -226,10 +235,10 @@ class Sweep:
             report.checked += len(items)
         known = [item for item in items if self._known(item)]
         if watched and len(known) < len(items):
-            self.ledger.forget(item for item in items if item not in known)
+            self.ledger.forget(_without(items, known))
         open_items = self._unsettled(known)
         if watched:
-            settled = [item for item in known if item not in open_items]
+            settled = _without(known, open_items)
             self.ledger.forget(settled)
             report.settled += len(settled)
         if not open_items:
@@ -242,7 +251,7 @@ class Sweep:
         # A copy may have been handled while the broker was searched: ask the database again.
         still_open = self._unsettled(open_items)
         if watched:
-            self.ledger.forget(item for item in open_items if item not in still_open)
+            self.ledger.forget(_without(open_items, still_open))
             report.settled += len(open_items) - len(still_open)
         lost: list[Watch] = []
         fresh: list[Watch] = []
@@ -311,6 +320,12 @@ class Sweep:
         self.ledger.forget([item])
         report.dead_lettered += 1
         logger.error("redelivery sweep: %s dead-lettered as %s", error, entry)
+
+
+def _without(items: list[Watch], removed: list[Watch]) -> list[Watch]:
+    """``items`` but those in ``removed`` (by identity: payloads make equality slow)."""
+    gone = {id(item) for item in removed}
+    return [item for item in items if id(item) not in gone]
 
 
 def _command(row: dict[str, Any]) -> Message | None:

@@ -53,6 +53,7 @@ class ChaosPlan:
     decline_rate: float = 0.1
     timeout: float = 900.0
     seed: int = 7
+    broker_kills: int = 1
 
 
 @dataclass
@@ -237,8 +238,10 @@ class ChaosRun:
 
     def _chaos(self) -> None:
         placing = self.plan.orders / self.plan.rate
-        once = {0.25 * placing: self._kill_worker_main, 0.5 * placing: self._kill_beat,
-                0.7 * placing: self._restart_broker}
+        once = {0.25 * placing: self._kill_worker_main, 0.5 * placing: self._kill_beat}
+        kills = self.plan.broker_kills
+        for kill in range(kills):  # the first at 70% of the placing time, more spread up to 95%
+            once[(0.7 + 0.25 * kill / max(kills - 1, 1)) * placing + 0.01 * kill] = self._restart_broker
         started = time.monotonic()
         next_child = started + self.plan.child_kill_every
         while not self._stop.is_set():
