@@ -52,14 +52,20 @@ def warnings(app: Any) -> list[str]:
     """Weaker guarantees that are a choice, not a mistake (``check`` still passes)."""
     from protean_celery.event_store.store import SQLEventStore, shared_provider
 
+    found: list[str] = []
     store = app.domain.event_store.store
-    if isinstance(store, SQLEventStore) and shared_provider(app.domain, store.engine) is not None:
-        return []
-    return [
-        "The event store is not in a database of [databases]: a handler's events commit before its aggregate "
-        "and outbox rows, so a worker killed between the two leaves events without their state. Point "
-        "[event_store] database_uri at [databases.default] database_uri (SQL event store) to commit them together."
-    ]
+    if not (isinstance(store, SQLEventStore) and shared_provider(app.domain, store.engine) is not None):
+        found.append(
+            "The event store is not in a database of [databases]: a handler's events commit before its aggregate "
+            "and outbox rows, so a worker killed between the two leaves events without their state. Point "
+            "[event_store] database_uri at [databases.default] database_uri (SQL event store) to commit them together."
+        )
+    if not app.runtime.sweep.enabled and str(app.conf.get("broker_url") or "").startswith(("redis", "rediss")):
+        found.append(
+            "The redelivery sweep is off ([custom.celery] sweep_interval = 0, or no SQL default database for the "
+            "inbox): a message Redis loses while a worker takes it off a queue is never published again."
+        )
+    return found
 
 
 def problems(app: Any) -> list[str]:

@@ -29,3 +29,13 @@ def test_check_reports_an_amqp_broker_without_publisher_confirms(shop_app):
     assert not [line for line in problems(shop_app) if "confirm_publish" in line]  # the default is on
     shop_app.conf.broker_transport_options = {"visibility_timeout": 3600}
     assert [line for line in problems(shop_app) if "confirm_publish" in line]
+
+
+def test_check_warns_when_nothing_would_republish_a_message_redis_lost(shop_app):
+    from protean_celery.cli.inspect import warnings
+
+    shop_app.conf.broker_url = "redis://127.0.0.1:6379/0"
+    assert not shop_app.runtime.sweep.enabled  # the memory provider keeps no inbox markers
+    assert [line for line in warnings(shop_app) if "redelivery sweep is off" in line]
+    shop_app.conf.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+    assert not [line for line in warnings(shop_app) if "redelivery sweep" in line]
