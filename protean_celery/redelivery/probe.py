@@ -4,12 +4,14 @@ The sweep republishes a message only when no copy of its task is anywhere:
 
 * **Redis**: not in the handler queue's lists (every priority level) and not in
   Kombu's ``unacked`` hash, which holds every message a worker has taken and not
-  acknowledged (reserved, running, or waiting for a retry countdown), including
-  those of a worker that was killed, until the visibility timeout restores them;
-* **AMQP** (RabbitMQ): a queue's ready messages cannot be read without taking
-  them, so a handler whose queue is not empty is *unsure*: the sweep waits;
-* **every broker**: no worker reports the task id as active, reserved or
-  scheduled (Celery's ``query_task`` remote control command).
+  acknowledged (reserved, running, or waiting for a retry countdown: handler
+  tasks acknowledge late), including those of a worker that was killed, until
+  the visibility timeout restores them;
+* **AMQP** (RabbitMQ) and other brokers: a queue's ready messages cannot be read
+  without taking them, so a handler whose queue is not empty is *unsure* (the
+  sweep waits), and no worker reports the task id as active, reserved or
+  scheduled (Celery's ``query_task`` remote control command). When no worker
+  answers, every queue is unsure.
 
 A Redis queue longer than the scan limit is unsure too (reading it would cost
 more than waiting for it to drain).
@@ -35,7 +37,7 @@ class Sighting:
     Attributes:
         found: task ids with a copy in a queue, in Redis' unacked hash, or held by a worker.
         unsure: queues the probe could not search; their tasks count as present.
-        workers: how many workers answered.
+        workers: how many workers answered (AMQP; Redis needs no answers).
     """
 
     found: set[str] = field(default_factory=set)
@@ -64,13 +66,14 @@ def locate(celery: Any, wanted: Mapping[str, set[str]], *, scan_limit: int = 10_
         channel = connection.default_channel
         client = getattr(channel, "client", None)
         if client is not None and hasattr(channel, "unacked_key") and hasattr(channel, "_q_for_pri"):
+            # Handler tasks acknowledge late, so whatever a worker holds is in the unacked
+            # hash: no need to wait for the workers' answers.
             _search_redis(channel, client, wanted, ids, scan_limit, sighting)
-        else:
-            for queue in wanted:
-                if _ready(connection, queue) != 0:
-                    sighting.unsure.add(queue)
-    answered = _ask_workers(celery, ids, timeout, sighting)
-    if answered == 0 and client is None:
+            return sighting
+        for queue in wanted:
+            if _ready(connection, queue) != 0:
+                sighting.unsure.add(queue)
+    if _ask_workers(celery, ids, timeout, sighting) == 0:
         # Nobody answered and the broker cannot say what workers hold: assume they hold it all.
         sighting.unsure.update(wanted)
     return sighting
