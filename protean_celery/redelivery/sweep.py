@@ -32,20 +32,16 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from protean.utils.eventing import Message
-from protean.utils.outbox import OutboxStatus
-from protean.utils.query import Q
-
 from protean_celery.deadletter import DeadLetters
-from protean_celery.envelope import encode, message_key, metadata_of, task_id
-from protean_celery.errors import MessageLost, PayloadTooLarge
+from protean_celery.envelope import task_id
+from protean_celery.errors import MessageLost
 from protean_celery.inbox import Inbox
-from protean_celery.intake import check_size
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
-from protean_celery.outbox.relay import Relay, command_cursor_name
+from protean_celery.outbox.relay import Relay
 from protean_celery.redelivery.ledger import Ledger, Watch
 from protean_celery.redelivery.probe import locate
+from protean_celery.redelivery.sources import Batch, read_commands, read_outbox
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
 
@@ -53,8 +49,7 @@ __all__ = ["Sweep", "SweepReport"]
 
 logger = logging.getLogger(__name__)
 
-#: Rows (or commands) one scan reads, and scans per source and run at most.
-SCAN_BATCH = 1000
+#: Reads per source and run at most (each of up to ``sources.SCAN_BATCH`` rows).
 SCAN_BATCHES = 20
 
 
@@ -124,123 +119,65 @@ class Sweep:
         return self.inbox.enabled and self.settings.sweep_interval > 0
 
     def run(self, now: datetime | None = None) -> SweepReport:
-        """Check the watched messages, then what was relayed since the last run."""
+        """Check the watched messages and what was relayed since the last run, with one broker search per round.
+
+        Each source's position moves only after its pairs were settled, watched or
+        republished (a crash in between reads them again), and outside the reading:
+        on SQLite, holding the cursor's lock would lock the ledger's database too.
+        Two sweeps at once may both republish a lost message; the inbox absorbs that.
+        """
         report = SweepReport()
         if not self.enabled:
             return report
         now = now or datetime.now(UTC)
         with self.domain.domain_context():
-            self._settle(self.ledger.all(), now, report, watched=True)
-            for provider in outbox_providers(self.domain):
-                self._scan(f"sweep:outbox:{provider}", partial(self._scan_outbox, provider, now, report))
-            for category in self.topology.command_categories():
-                self._scan(f"sweep:commands:{category}", partial(self._scan_commands, category, now, report))
+            sources = self._sources(now)
+            positions = {name: self.cursors.position(name) for name in sources}
+            watched = self.ledger.all()
+            for _round in range(SCAN_BATCHES):
+                batches = {name: read(positions[name]) for name, read in sources.items()}
+                self._settle(watched, [item for batch in batches.values() for item in batch.items], now, report)
+                watched = []
+                for name, batch in batches.items():
+                    if batch.position != positions[name]:
+                        self.cursors.advance(name, partial(max, batch.position))
+                sources = {
+                    name: sources[name] for name, batch in batches.items()
+                    if batch.full and batch.position != positions[name]
+                }
+                positions.update({name: batch.position for name, batch in batches.items()})
+                if not sources:
+                    break
         if report.redelivered or report.dead_lettered:
             logger.warning("redelivery sweep: %s", report.as_dict())
         return report
 
-    # -- reading what was relayed ------------------------------------------------
+    def _sources(self, now: datetime) -> dict[str, Callable[[int], Batch]]:
+        sources: dict[str, Callable[[int], Batch]] = {}
+        for provider in outbox_providers(self.domain):
+            sources[f"sweep:outbox:{provider}"] = partial(self._read_outbox, provider, now)
+        for category in self.topology.command_categories():
+            sources[f"sweep:commands:{category}"] = partial(self._read_commands, category, now)
+        return sources
 
-    def _scan(self, cursor: str, scan: Callable[[int], tuple[int, bool]]) -> None:
-        """Scan past ``cursor`` batch by batch (``SCAN_BATCHES`` at most), settling each, moving the cursor.
+    def _read_outbox(self, provider: str, now: datetime, mark: int) -> Batch:
+        return read_outbox(self.domain, self.topology, self.settings, provider, mark, now)
 
-        The cursor moves only after the ledger and the copies were written (a
-        crash in between scans the same rows again), and outside the scan: on
-        SQLite, holding the cursor's lock would lock the ledger's database too.
-        Two sweeps at once may both republish a lost message; the inbox absorbs that.
-        """
-        position = self.cursors.position(cursor)
-        for _batch in range(SCAN_BATCHES):
-            moved, full = scan(position)
-            if moved != position:
-                self.cursors.advance(cursor, partial(max, moved))
-            if not full or moved == position:
-                return
-            position = moved
-
-    def _scan_outbox(self, provider: str, now: datetime, report: SweepReport, mark: int) -> tuple[int, bool]:
-        """Outbox rows published after ``mark`` (epoch microseconds) and before the cutoff.
-
-        Returns:
-            The new mark, and whether the batch was full.
-        """
-        cutoff = now - timedelta(seconds=self.settings.redeliver_after)
-        start = max(_from_micros(mark), now - timedelta(hours=self.settings.sweep_horizon_hours))
-        criteria = Q(status=OutboxStatus.PUBLISHED.value) & Q(published_at__gt=start) & Q(published_at__lte=cutoff)
-        dao = self.domain._get_outbox_repo(provider)._dao
-        rows = dao.query.filter(criteria).order_by("published_at").limit(SCAN_BATCH).all().items
-        if not rows:
-            return mark, False
-        items: list[Watch] = []
-        for row in rows:
-            message = Message(data=row.data, metadata=row.metadata_)
-            items.extend(self._watches(message, str(row.metadata_.domain.stream_category), _aware(row.published_at)))
-        self._settle(items, now, report, watched=False)
-        last = _micros(_aware(rows[-1].published_at))
-        if len(rows) == SCAN_BATCH and last > _micros(_aware(rows[0].published_at)):
-            # The batch may have cut a group of rows one relay run marked with one
-            # timestamp: read that timestamp again next time (settled rows stay settled).
-            last -= 1
-        return max(last, mark), len(rows) == SCAN_BATCH
-
-    def _scan_commands(self, category: str, now: datetime, report: SweepReport, position: int) -> tuple[int, bool]:
-        """Commands past ``position``, up to the command relay's cursor and the cutoff.
-
-        Returns:
-            The new position, and whether a full batch was read past.
-        """
-        cutoff = now - timedelta(seconds=self.settings.redeliver_after)
-        floor = now - timedelta(hours=self.settings.sweep_horizon_hours)
-        relayed_to = self.cursors.position(command_cursor_name(category))
-        store = self.domain.event_store.store
-        rows = store._read(category, position=position + 1, no_of_messages=SCAN_BATCH)
-        items: list[Watch] = []
-        read = 0
-        for row in rows:
-            if int(row["global_position"]) > relayed_to:
-                break
-            message = _command(row)
-            if message is not None:
-                written = _aware(metadata_of(message).headers.time or row.get("time") or now)
-                if written > cutoff:
-                    break
-                asynchronous = getattr(metadata_of(message).domain, "asynchronous", True)
-                if written >= floor and asynchronous and self._fits(message):
-                    items.extend(self._watches(message, category, written))
-            position = int(row["global_position"])
-            read += 1
-        self._settle(items, now, report, watched=False)
-        return position, read == SCAN_BATCH
-
-    def _fits(self, message: Message) -> bool:
-        """Whether the command relay published it (one above ``max_payload_bytes`` it dead-lettered)."""
-        try:
-            check_size(encode(message), self.settings.max_payload_bytes, "sweep")
-            return True
-        except PayloadTooLarge:
-            return False
-
-    def _watches(self, message: Message, category: str, relayed_at: datetime) -> list[Watch]:
-        routes = self.topology.targets(category, str(metadata_of(message).headers.type))
-        if not routes:
-            return []
-        key, payload = message_key(message), encode(message)
-        return [Watch(route.task_name, key, category, payload, relayed_at) for route in routes]
+    def _read_commands(self, category: str, now: datetime, position: int) -> Batch:
+        return read_commands(self.domain, self.topology, self.settings, self.cursors, category, position, now)
 
     # -- settling ------------------------------------------------------------------
 
-    def _settle(self, items: list[Watch], now: datetime, report: SweepReport, *, watched: bool) -> None:
-        """Settle, watch or republish each item (``watched``: they come from the ledger)."""
-        if not watched:
-            report.checked += len(items)
-        known = [item for item in items if self._known(item)]
-        if watched and len(known) < len(items):
-            self.ledger.forget(_without(items, known))
-        open_items = self._unsettled(known)
-        if watched:
-            settled = _without(known, open_items)
-            self.ledger.forget(settled)
-            report.settled += len(settled)
+    def _settle(self, watched: list[Watch], fresh: list[Watch], now: datetime, report: SweepReport) -> None:
+        """Settle, watch or republish each pair: ``watched`` come from the ledger, ``fresh`` were just read."""
+        report.checked += len(fresh)
+        known = [item for item in watched if self._known(item)]
+        self.ledger.forget(_without(watched, known))
+        from_ledger = {(item.task, item.key) for item in known}
+        # A pair read again (a re-read timestamp) that the ledger already has keeps its ledger entry.
+        items = known + [item for item in fresh if (item.task, item.key) not in from_ledger]
+        open_items = self._unsettled(items)
+        self._forget_settled(_without(known, open_items), report)
         if not open_items:
             return
         queues = {item.task: self.topology.route(item.task).queue.name for item in open_items}
@@ -250,27 +187,28 @@ class Sweep:
         sighting = locate(self.celery, wanted)
         # A copy may have been handled while the broker was searched: ask the database again.
         still_open = self._unsettled(open_items)
-        if watched:
-            self.ledger.forget(_without(open_items, still_open))
-            report.settled += len(open_items) - len(still_open)
+        self._forget_settled([i for i in _without(open_items, still_open) if (i.task, i.key) in from_ledger], report)
         lost: list[Watch] = []
-        fresh: list[Watch] = []
+        to_watch: list[Watch] = []
         horizon = now - timedelta(hours=self.settings.sweep_horizon_hours)
         for item in still_open:
-            if sighting.present(queues[item.task], task_id(item.task, item.key)):
-                if not watched:
-                    fresh.append(item)
-                elif item.relayed_at < horizon:
-                    logger.warning(
-                        "redelivery sweep: %s for %s is still on its way after %g h; no longer watched",
-                        item.key, item.task, self.settings.sweep_horizon_hours,
-                    )
-                    self.ledger.forget([item])
-            else:
+            if not sighting.present(queues[item.task], task_id(item.task, item.key)):
                 lost.append(item)
-        self.ledger.watch(fresh)
-        report.watched += len(fresh)
+            elif (item.task, item.key) not in from_ledger:
+                to_watch.append(item)
+            elif item.relayed_at < horizon:
+                logger.warning(
+                    "redelivery sweep: %s for %s is still on its way after %g h; no longer watched",
+                    item.key, item.task, self.settings.sweep_horizon_hours,
+                )
+                self.ledger.forget([item])
+        self.ledger.watch(to_watch)
+        report.watched += len(to_watch)
         self._republish(lost, now, report)
+
+    def _forget_settled(self, items: list[Watch], report: SweepReport) -> None:
+        self.ledger.forget(items)
+        report.settled += len(items)
 
     def _known(self, item: Watch) -> bool:
         try:
@@ -326,29 +264,3 @@ def _without(items: list[Watch], removed: list[Watch]) -> list[Watch]:
     """``items`` but those in ``removed`` (by identity: payloads make equality slow)."""
     gone = {id(item) for item in removed}
     return [item for item in items if id(item) not in gone]
-
-
-def _command(row: dict[str, Any]) -> Message | None:
-    if row.get("type") == "SNAPSHOT":
-        return None
-    try:
-        return Message.deserialize(row)
-    except Exception:  # the command relay dead-letters what it cannot decode
-        return None
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _micros(value: datetime) -> int:
-    return (value - _EPOCH) // timedelta(microseconds=1)
-
-
-def _from_micros(mark: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=max(mark, 0))
