@@ -10,18 +10,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
 
 from protean_celery import lifecycle
 from protean_celery.deadletter import DeadLetters
+from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import ConfigurationError, DeadLetterError
 from protean_celery.inbox import Inbox
 from protean_celery.outbox import Relay, beat_entries
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore, SQLCursorStore
-from protean_celery.redelivery import Ledger, Sweep
+from protean_celery.redelivery import Ledger, Sweep, Watch
 from protean_celery.registry import read_handlers
 from protean_celery.settings import CelerySettings, load_settings
 from protean_celery.sql import tune_sqlite
@@ -64,7 +66,11 @@ class Runtime:
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
-        """Republish a dead letter to its handler's queue and forget it; returns the new task id."""
+        """Republish a dead letter to its handler's queue and forget it; returns the new task id.
+
+        The copy gets the message's usual task id and, with the redelivery sweep on,
+        a ledger entry: a copy the broker loses is republished like any other.
+        """
         entry = self.dead_letters.get(entry_id)
         try:
             route = self.topology.route(entry.task)
@@ -73,12 +79,15 @@ class Runtime:
                 f"Dead letter {entry_id} was for task {entry.task!r}, which this app no longer has: "
                 "purge it or restore the handler."
             ) from None
-        task_id = f"replay-{entry.id}"
+        category = entry.category or route.spec.categories[0]
+        task_id = message_task_id(route.task_name, entry.message_id) if entry.message_id else f"replay-{entry.id}"
         celery.send_task(
             route.task_name, args=(entry.payload,), task_id=task_id, exchange=route.exchange,
-            routing_key=entry.category or route.spec.categories[0], declare=[route.queue],
+            routing_key=category, declare=[route.queue],
         )
         self.dead_letters.remove(entry.id)
+        if entry.message_id and self.sweep.enabled:
+            self.ledger.watch([Watch(route.task_name, entry.message_id, category, entry.payload, datetime.now(UTC))])
         return task_id
 
     def nudge(self) -> None:

@@ -6,7 +6,7 @@ manager's. ``lose`` places an order, waits until its OrderPlaced event sits in
 the process manager's queue, then sweeps (it is queued: watched, not
 republished), deletes the queue's Redis list (the message is lost), sweeps
 (republished), loses it twice more (republished, then dead-lettered as
-MessageLost), and replays the dead letter. ``finish`` (with a worker on every
+MessageLost), and replays the dead letter (the sweep watches the copy). ``finish`` (with a worker on every
 queue) waits for the saga. Each step prints one line the test reads.
 """
 
@@ -54,7 +54,7 @@ def lose():
     entries = app.runtime.dead_letters.list(task=SAGA.task_name)
     print(f"dead letters {len(entries)}: {entries[0].error.split(':')[0] if entries else None}", flush=True)
     app.runtime.replay(entries[0].id, app)
-    print(f"replayed, queued {client().llen(SAGA.queue.name)}", flush=True)
+    print(f"replayed, queued {client().llen(SAGA.queue.name)}, watched {app.runtime.ledger.count()}", flush=True)
 
 
 def finish():
