@@ -207,9 +207,14 @@ class ChaosRun:
         route = app.topology.route(POISON_TASK)
         poison = [{"not": "a protean message"}, tampered, unknown]
         for number, payload in enumerate(poison):
-            app.send_task(POISON_TASK, args=(payload,), task_id=f"chaos-poison-{number}", exchange=route.exchange,
-                          routing_key="orders::order:command", declare=[route.queue], retry=True,
-                          retry_policy={"max_retries": 30, "interval_start": 0.5, "interval_step": 0.5})
+            for _attempt in range(120):  # the broker may be down (killed and restarting) right now
+                try:
+                    app.send_task(POISON_TASK, args=(payload,), task_id=f"chaos-poison-{number}",
+                                  exchange=route.exchange, routing_key="orders::order:command", declare=[route.queue])
+                    break
+                except Exception as exc:  # a copy that did get through is parked once: same key and payload
+                    self._log(f"injecting poison {number} failed ({exc!r}), retrying")
+                    time.sleep(0.5)
         self.report.poison = len(poison)
 
     def _wait(self, app: Any, placed: dict[str, bool], started: float) -> None:
