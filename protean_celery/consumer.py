@@ -22,6 +22,17 @@ The signals are public; for undecodable bodies Celery has no signal, so
 Celery still logs, rejects or acknowledges each message exactly as before; a
 dead-letter store that is down is logged with the body, never raised into the
 consumer loop.
+
+:class:`Consumer` also keeps a lost broker connection from killing the worker.
+When Redis goes away while a ``BRPOP`` is in flight and the worker holds
+unacknowledged messages, Kombu's first close of the channel can stop half way;
+closing the connection again then tries to put those messages back through a
+transport it has already detached and raises ``AttributeError`` (``'NoneType'
+object has no attribute 'hostname'``), which Celery treats as unrecoverable: the
+worker main process exits and, without a supervisor, nothing consumes again.
+Here that close is logged instead, and Celery reconnects as it does for any
+connection loss; the messages stay in Kombu's unacked hash and come back after
+the visibility timeout (the inbox absorbs any second copy).
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from protean_celery.errors import DecodeError, UnknownHandlerError
 if TYPE_CHECKING:
     from protean_celery.app import ProteanCelery
 
-__all__ = ["Consumer", "connect", "raw_body", "task_argument", "NO_TASK"]
+__all__ = ["Consumer", "close_quietly", "connect", "raw_body", "task_argument", "NO_TASK"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +70,31 @@ class Consumer(_CeleryConsumer):
             )
             park(self.app, _header(message, "task") or NO_TASK, raw_body(message), error)
         super().on_decode_error(message, exc)
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        if self.connection is not None:
+            close_quietly(self.connection)
+        super().on_connection_error_after_connected(exc)
+
+
+def close_quietly(connection: Any) -> None:
+    """Make ``connection.close()`` log, not raise, whatever closing a lost connection throws.
+
+    Celery closes the lost connection with Kombu's ``ignore_errors``, which lets
+    everything but connection and channel errors through (see the module text).
+    """
+    close = connection.close
+
+    def quietly() -> None:
+        try:
+            close()
+        except Exception as error:  # the connection is discarded either way; a crash here stops the worker
+            logger.warning(
+                "closing the lost broker connection failed (%r); reconnecting anyway. Messages this worker "
+                "held come back after the broker's visibility timeout.", error,
+            )
+
+    connection.close = connection.release = quietly
 
 
 def connect(app: ProteanCelery) -> None:

@@ -74,6 +74,7 @@ class ChaosReport:
     duplicates: int = 0
     retried: int = 0
     redelivered: int = 0
+    crashes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +87,7 @@ class ChaosReport:
             and self.unpublished_outbox == 0
             and len(self.dead_letters) == self.poison
             and all(task == POISON_TASK for task, _ in self.dead_letters)
+            and not self.crashes
         )
 
     def lines(self) -> list[str]:
@@ -101,6 +103,7 @@ class ChaosReport:
             f"duplicates absorbed    {self.duplicates}",
             f"task retries           {self.retried}",
             f"lost, republished      {self.redelivered}  (by the redelivery sweep)",
+            f"unplanned exits        {len(self.crashes)}  {self.crashes[:2]}",
             f"chaos                  {len(self.events)} events: {', '.join(_summary(self.events))}",
             f"wall time              {self.seconds:.0f} s",
             f"result                 {'OK' if self.ok else 'FAILED'}",
@@ -141,6 +144,7 @@ class ChaosRun:
         self.report = ChaosReport(orders=plan.orders)
         self._placing = threading.Event()
         self._stop = threading.Event()
+        self._restarting = threading.Event()  # set while the driver itself kills and restarts the worker
         self._rng = random.Random(plan.seed)
 
     def run(self) -> ChaosReport:
@@ -236,8 +240,25 @@ class ChaosRun:
                 self._stop.set()  # let the tail finish under a stable system
             if quiet:
                 return
+            if self._died():
+                return
             time.sleep(1.0)
         self._log(f"timed out with {ended}/{len(placed)} sagas ended")
+
+    def _died(self) -> bool:
+        """Whether the worker main process exited without the driver killing it (a crash, not chaos)."""
+        process = self.worker.process
+        if self._restarting.is_set() or process is None or process.poll() is None:
+            return False
+        if self._restarting.is_set():  # the driver's own kill raced this check
+            return False
+        log = self.worker.log()
+        reason = next((line for line in log.splitlines() if "Unrecoverable error" in line),
+                      f"exit code {process.returncode}")
+        self.report.crashes.append(reason.strip()[:300])
+        self._log(f"worker main process exited on its own ({reason.strip()[:300]}); stopping the run")
+        print(self.worker.tail(60), flush=True)
+        return True
 
     # -- chaos --------------------------------------------------------------------
 
@@ -265,11 +286,15 @@ class ChaosRun:
             time.sleep(0.1)
 
     def _kill_worker_main(self) -> None:
-        self._log(f"kill -9 worker main {self.worker.pid}")
-        self.worker.kill_main()
-        time.sleep(1)
-        self.worker.start(timeout=120)
-        self._log(f"worker restarted as {self.worker.pid}")
+        self._restarting.set()
+        try:
+            self._log(f"kill -9 worker main {self.worker.pid}")
+            self.worker.kill_main()
+            time.sleep(1)
+            self.worker.start(timeout=120)
+            self._log(f"worker restarted as {self.worker.pid}")
+        finally:
+            self._restarting.clear()
 
     def _kill_beat(self) -> None:
         self.beat.wait_for("Sending due task", timeout=30, after=len(self.beat.log()))
