@@ -1,6 +1,6 @@
 """The `orders` example domain, run by Protean alone (no Celery).
 
-Each test loads ``workers/orders/domain.py`` afresh under a private module
+Each test loads the ``workers/orders/domain`` package afresh under a private
 name, so it gets its own ``Domain``, element classes and in-memory adapters,
 and never shares an initialised domain with tests that import
 ``workers.orders.domain`` for Celery. The toml's SQLite paths are replaced
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from protean.exceptions import ObjectNotFoundError
 
-DOMAIN_FILE = Path(__file__).resolve().parents[3] / "workers" / "orders" / "domain.py"
+DOMAIN_PACKAGE = Path(__file__).resolve().parents[3] / "workers" / "orders" / "domain"
 _serial = itertools.count()
 
 MEMORY = {
@@ -34,9 +34,11 @@ ASYNC = {**MEMORY, "command_processing": "async", "event_processing": "async"}
 
 
 def load_orders() -> ModuleType:
-    """Execute domain.py as a new module: a new Domain with its toml config."""
+    """Execute the domain package as a new one: a new Domain with its toml config."""
     name = f"_orders_domain_{next(_serial)}"
-    spec = importlib.util.spec_from_file_location(name, DOMAIN_FILE)
+    spec = importlib.util.spec_from_file_location(
+        name, DOMAIN_PACKAGE / "__init__.py", submodule_search_locations=[str(DOMAIN_PACKAGE)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -67,7 +69,8 @@ def make_orders() -> Iterator[Callable[[dict[str, Any]], ModuleType]]:
     for orders, context in reversed(opened):
         context.pop()
         orders.domain.close()
-        sys.modules.pop(orders.__name__, None)
+        for module in [m for m in sys.modules if m == orders.__name__ or m.startswith(orders.__name__ + ".")]:
+            sys.modules.pop(module, None)
 
 
 @pytest.fixture
