@@ -18,7 +18,7 @@ from celery import Celery
 from protean_celery import lifecycle
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import task_id as message_task_id
-from protean_celery.errors import ConfigurationError, DeadLetterError
+from protean_celery.errors import ConfigurationError, DeadLetterError, PayloadTooLarge
 from protean_celery.inbox import Inbox
 from protean_celery.outbox import Relay, beat_entries
 from protean_celery.outbox.admin import providers as outbox_providers
@@ -72,12 +72,14 @@ class Runtime:
         a ledger entry: a copy the broker loses is republished like any other.
         """
         entry = self.dead_letters.get(entry_id)
+        if entry.task == self.topology.relay_tasks["commands"]:
+            return self._replay_parked_command(entry, celery)
         try:
             route = self.topology.route(entry.task)
         except KeyError:
             raise DeadLetterError(
-                f"Dead letter {entry_id} was for task {entry.task!r}, which this app no longer has: "
-                "purge it or restore the handler."
+                f"Dead letter {entry_id} is for task {entry.task!r}, which this app does not have: "
+                "deploy that handler and replay it then, or purge it."
             ) from None
         category = entry.category or route.spec.categories[0]
         task_id = message_task_id(route.task_name, entry.message_id) if entry.message_id else f"replay-{entry.id}"
@@ -89,6 +91,47 @@ class Runtime:
         if entry.message_id and self.sweep.enabled:
             self.ledger.watch([Watch(route.task_name, entry.message_id, category, entry.payload, datetime.now(UTC))])
         return task_id
+
+    def _replay_parked_command(self, entry: Any, celery: Celery) -> str:
+        """Publish a command the command relay parked (its event store row) to its handler, once the cause is fixed.
+
+        Raises:
+            DeadLetterError: the row still cannot be read as a command, or is still above
+                ``max_payload_bytes``; the dead letter stays.
+        """
+        from protean.utils.eventing import Message
+
+        from protean_celery.envelope import encode, message_key, metadata_of
+
+        try:
+            message = Message.deserialize(entry.payload)
+            category = entry.category or str(metadata_of(message).headers.stream).partition("-")[0]
+            routes = self.topology.targets(category, str(metadata_of(message).headers.type))
+        except Exception as exc:
+            raise DeadLetterError(
+                f"Dead letter {entry.id} holds an event store row the command relay could not read, and it still "
+                f"cannot be read as a Protean command ({exc!r}): purge it and send the command again."
+            ) from exc
+        if not routes:
+            raise DeadLetterError(
+                f"Dead letter {entry.id}: no handler of this app takes {metadata_of(message).headers.type} from "
+                f"{category!r}; deploy its command handler, or purge the entry."
+            )
+        try:
+            with celery.producer_or_acquire() as producer:
+                self.relay.publish(message, category, producer)
+        except PayloadTooLarge as exc:
+            raise DeadLetterError(
+                f"Dead letter {entry.id} is still too large to publish ({exc}); raise [custom.celery] "
+                "max_payload_bytes (and the broker's own limit) first, or purge it."
+            ) from exc
+        self.dead_letters.remove(entry.id)
+        key = message_key(message)
+        if self.sweep.enabled:
+            now = datetime.now(UTC)
+            payload = encode(message)
+            self.ledger.watch([Watch(route.task_name, key, category, payload, now) for route in routes])
+        return message_task_id(routes[0].task_name, key)
 
     def nudge(self) -> None:
         """Relay what this process just committed; a failure only delays it to the next tick.

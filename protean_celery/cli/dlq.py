@@ -63,8 +63,13 @@ def inspect(ctx: click.Context, entry_id: str) -> None:
 @click.pass_context
 def replay(ctx: click.Context, entry_id: str) -> None:
     """Republish one dead letter to its handler's queue."""
+    from protean_celery.errors import DeadLetterError
+
     app = _app(ctx)
-    click.echo(f"Replayed {entry_id} as task {app.runtime.replay(entry_id, app)}.")
+    try:
+        click.echo(f"Replayed {entry_id} as task {app.runtime.replay(entry_id, app)}.")
+    except DeadLetterError as error:  # the entry stays; say why, exit 1
+        raise click.ClickException(str(error)) from error
 
 
 @dlq.command(name="replay-all")
@@ -72,12 +77,20 @@ def replay(ctx: click.Context, entry_id: str) -> None:
 @click.option("--category")
 @click.pass_context
 def replay_all(ctx: click.Context, task: str | None, category: str | None) -> None:
-    """Republish every dead letter that matches."""
+    """Republish every dead letter that matches; one that cannot be replayed stays, with the reason."""
+    from protean_celery.errors import DeadLetterError
+
     app = _app(ctx)
     entries = app.runtime.dead_letters.list(task, category, None, limit=1_000_000)
+    refused = []
     for entry in entries:
-        app.runtime.replay(entry.id, app)
-    click.echo(f"Replayed {len(entries)} dead letter(s).")
+        try:
+            app.runtime.replay(entry.id, app)
+        except DeadLetterError as error:
+            refused.append(f"  {entry.id}: {error}")
+    click.echo(f"Replayed {len(entries) - len(refused)} dead letter(s).")
+    if refused:
+        raise click.ClickException("\n".join([f"{len(refused)} dead letter(s) stay:", *refused]))
 
 
 @dlq.command()

@@ -208,6 +208,10 @@ def test_an_unknown_task_name_is_dead_lettered_with_its_payload(env, worker, cli
     assert entry.payload == payloads["bad-3"] and entry.message_id == "bad-3"
     listed = _celery(env, "protean", "dlq", "list", "--task", "protean.orders.NoSuchHandler").stdout
     assert "1 dead letter(s)." in listed and "Orders.PlaceOrder.v1 bad-3" in listed
+    refused = _celery(env, "protean", "dlq", "replay", entry.id)  # no worker has that task yet
+    assert refused.returncode == 1 and "which this app does not have: deploy that handler" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "1 dead letter(s)." in _celery(env, "protean", "dlq", "list", "--task", "protean.orders.NoSuchHandler").stdout
 
 
 @pytest.mark.usefixtures("keeps_consuming")
