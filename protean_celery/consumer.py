@@ -31,8 +31,9 @@ transport it has already detached and raises ``AttributeError`` (``'NoneType'
 object has no attribute 'hostname'``), which Celery treats as unrecoverable: the
 worker main process exits and, without a supervisor, nothing consumes again.
 Here that close is logged instead, and Celery reconnects as it does for any
-connection loss; the messages stay in Kombu's unacked hash and come back after
-the visibility timeout (the inbox absorbs any second copy).
+connection loss; the messages stay in Kombu's unacked hash until the redelivery
+sweep finds no worker holding them (or the visibility timeout), and the inbox
+absorbs any second copy.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def close_quietly(connection: Any) -> None:
         except Exception as error:  # the connection is discarded either way; a crash here stops the worker
             logger.warning(
                 "closing the lost broker connection failed (%r); reconnecting anyway. Messages this worker "
-                "held come back after the broker's visibility timeout.", error,
+                "held go back on their queues once no worker holds them (redelivery sweep) or after the "
+                "broker's visibility timeout.", error,
             )
 
     connection.close = connection.release = quietly

@@ -18,6 +18,10 @@ what every handler should have received:
   task id; after ``redelivery_attempts`` republications it is dead-lettered
   with :class:`MessageLost`, never dropped.
 
+Before that, on Redis, each run puts back on their queues the unacknowledged
+messages older than ``redeliver_after`` that no worker holds (see
+:mod:`reclaim`), instead of leaving them to Kombu's ``visibility_timeout``.
+
 Messages relayed more than ``sweep_horizon_hours`` ago are left alone (their
 inbox markers may be pruned). Beat runs ``<prefix>.<domain>.relay.sweep``
 every ``sweep_interval`` seconds.
@@ -41,6 +45,7 @@ from protean_celery.outbox.cursor import CursorStore
 from protean_celery.outbox.relay import Relay
 from protean_celery.redelivery.ledger import Ledger, Watch
 from protean_celery.redelivery.probe import locate
+from protean_celery.redelivery.reclaim import reclaim
 from protean_celery.redelivery.sources import Batch, read_commands, read_outbox
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
@@ -63,6 +68,7 @@ class SweepReport:
         settled: watched pairs now handled or dead-lettered.
         redelivered: pairs republished because no copy was left.
         dead_lettered: pairs dead-lettered after ``redelivery_attempts`` republications.
+        reclaimed: Redis unacked messages no worker held, put back on their queues.
     """
 
     checked: int = 0
@@ -70,6 +76,7 @@ class SweepReport:
     settled: int = 0
     redelivered: int = 0
     dead_lettered: int = 0
+    reclaimed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counts, for the task result and the log line."""
@@ -130,6 +137,10 @@ class Sweep:
         if not self.enabled:
             return report
         now = now or datetime.now(UTC)
+        try:
+            report.reclaimed = len(reclaim(self.celery, self.settings.redeliver_after))
+        except Exception as exc:  # the broker is down: Kombu's visibility timeout still applies
+            logger.warning("redelivery sweep: reclaiming unacknowledged messages failed: %r", exc)
         with self.domain.domain_context():
             sources = self._sources(now)
             positions = {name: self.cursors.position(name) for name in sources}
@@ -148,7 +159,7 @@ class Sweep:
                 positions.update({name: batch.position for name, batch in batches.items()})
                 if not sources:
                     break
-        if report.redelivered or report.dead_lettered:
+        if report.redelivered or report.dead_lettered or report.reclaimed:
             logger.warning("redelivery sweep: %s", report.as_dict())
         return report
 

@@ -74,6 +74,7 @@ class ChaosReport:
     duplicates: int = 0
     retried: int = 0
     redelivered: int = 0
+    reclaimed: int = 0
     crashes: list[str] = field(default_factory=list)
 
     @property
@@ -103,6 +104,7 @@ class ChaosReport:
             f"duplicates absorbed    {self.duplicates}",
             f"task retries           {self.retried}",
             f"lost, republished      {self.redelivered}  (by the redelivery sweep)",
+            f"held by no worker      {self.reclaimed}  (put back on their queues by the sweep)",
             f"unplanned exits        {len(self.crashes)}  {self.crashes[:2]}",
             f"chaos                  {len(self.events)} events: {', '.join(_summary(self.events))}",
             f"wall time              {self.seconds:.0f} s",
@@ -339,6 +341,7 @@ class ChaosRun:
         self.report.duplicates = log.count("'duplicate'")
         self.report.retried = log.count(" retry: Retry in ")
         self.report.redelivered = log.count("no copy is left; republished")
+        self.report.reclaimed = log.count("no worker holds it now; put back on its queue")
 
 
 def _ended(app: Any) -> int:

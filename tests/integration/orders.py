@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -48,3 +49,31 @@ def succeeded_task_ids(log: str, prefix: str) -> Counter[str]:
 def rows(engine: sa.Engine, query: str, **params: object) -> list[sa.Row]:
     with engine.connect() as conn:
         return list(conn.execute(sa.text(query), params))
+
+
+# Real encoded PlaceOrder commands, built by the example app itself (in a child process,
+# so this process never imports the example app with another test's environment).
+_PAYLOADS = """
+import json, sys
+from protean.utils.eventing import Message
+from protean_celery.envelope import encode
+from workers.orders.app import app
+from workers.orders.domain import PlaceOrder
+
+with app.domain.domain_context():
+    out = []
+    for order_id in sys.argv[1:]:
+        command = app.domain._enrich_command(
+            PlaceOrder(order_id=order_id, customer="c", amount=10.0, sku="s", quantity=1), True
+        )
+        out.append(encode(Message.from_domain_object(command)))
+print(json.dumps(out))
+"""
+
+
+def place_order_payloads(env: dict[str, str], order_ids: list[str]) -> dict[str, dict[str, object]]:
+    """Task payloads of PlaceOrder commands, one per order id, encoded by ``workers.orders.app``."""
+    result = subprocess.run([sys.executable, "-c", _PAYLOADS, *order_ids], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return dict(zip(order_ids, json.loads(result.stdout), strict=True))

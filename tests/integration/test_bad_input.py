@@ -8,7 +8,6 @@ the entry back, then sends a good PlaceOrder command and waits for it to succeed
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -23,30 +22,12 @@ from sqlalchemy import create_engine
 
 from protean_celery.deadletter import DeadLetter, DeadLetters
 from protean_celery.testing.worker import WorkerProcess
-from tests.integration.orders import ROOT
+from tests.integration.orders import ROOT, place_order_payloads
 
 pytestmark = pytest.mark.integration
 
 APP = "workers.orders.app"
 COMMANDS = "protean.orders.commands.Order"  # task name = queue name
-
-# Real encoded PlaceOrder commands, built by the example app itself.
-_PAYLOADS = """
-import json, sys
-from protean.utils.eventing import Message
-from protean_celery.envelope import encode
-from workers.orders.app import app
-from workers.orders.domain import PlaceOrder
-
-with app.domain.domain_context():
-    out = []
-    for order_id in sys.argv[1:]:
-        command = app.domain._enrich_command(
-            PlaceOrder(order_id=order_id, customer="c", amount=10.0, sku="s", quantity=1), True
-        )
-        out.append(encode(Message.from_domain_object(command)))
-print(json.dumps(out))
-"""
 
 _IDS = [*(f"good-{n}" for n in range(1, 17)), *(f"bad-{n}" for n in range(1, 9))]
 
@@ -70,10 +51,7 @@ def worker(env: dict[str, str]) -> Iterator[WorkerProcess]:
 
 @pytest.fixture(scope="module")
 def payloads(env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    result = subprocess.run([sys.executable, "-c", _PAYLOADS, *_IDS], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return dict(zip(_IDS, json.loads(result.stdout)))
+    return place_order_payloads(env, _IDS)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +189,8 @@ def test_an_unknown_task_name_is_dead_lettered_with_its_payload(env, worker, cli
     refused = _celery(env, "protean", "dlq", "replay", entry.id)  # no worker has that task yet
     assert refused.returncode == 1 and "which this app does not have: deploy that handler" in refused.stderr
     assert "Traceback" not in refused.stderr
-    assert "1 dead letter(s)." in _celery(env, "protean", "dlq", "list", "--task", "protean.orders.NoSuchHandler").stdout
+    after = _celery(env, "protean", "dlq", "list", "--task", "protean.orders.NoSuchHandler").stdout
+    assert "1 dead letter(s)." in after
 
 
 @pytest.mark.usefixtures("keeps_consuming")
