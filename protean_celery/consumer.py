@@ -50,7 +50,7 @@ from protean_celery.errors import DecodeError, UnknownHandlerError
 if TYPE_CHECKING:
     from protean_celery.app import ProteanCelery
 
-__all__ = ["Consumer", "close_quietly", "connect", "raw_body", "task_argument", "NO_TASK"]
+__all__ = ["Consumer", "LostConnection", "close_quietly", "connect", "raw_body", "task_argument", "NO_TASK"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +79,18 @@ class Consumer(_CeleryConsumer):
 
 
 def close_quietly(connection: Any) -> None:
-    """Make ``connection.close()`` log, not raise, whatever closing a lost connection throws.
+    """Make ``connection.close()`` log, not raise, and leave its channels failing with connection errors.
 
     Celery closes the lost connection with Kombu's ``ignore_errors``, which lets
     everything but connection and channel errors through (see the module text).
+    Tasks that were running go on and acknowledge their messages afterwards, on
+    the old channel: Kombu would raise ``AttributeError`` again there (its
+    transport is detached), inside the event loop, and stop the worker. The
+    detached transport gets a stand-in client that raises ``ConnectionError``
+    instead, which Celery logs as "Couldn't ack" and carries on.
     """
     close = connection.close
+    transport = getattr(connection, "_transport", None)
 
     def quietly() -> None:
         try:
@@ -95,8 +101,21 @@ def close_quietly(connection: Any) -> None:
                 "held go back on their queues once no worker holds them (redelivery sweep) or after the "
                 "broker's visibility timeout.", error,
             )
+        finally:
+            if transport is not None:
+                transport.client = LostConnection()
 
     connection.close = connection.release = quietly
+
+
+class LostConnection:
+    """Stands in for the client of a transport whose connection was lost and replaced."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise ConnectionError(
+            "this broker connection was lost and replaced; a message received on it cannot be acknowledged "
+            "or rejected here any more (it goes back on its queue once no worker holds it)"
+        )
 
 
 def connect(app: ProteanCelery) -> None:

@@ -9,6 +9,7 @@ connection raised ``AttributeError`` inside Kombu, the worker main process exite
 import logging
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from kombu import Connection, Exchange, Queue
@@ -20,8 +21,11 @@ from tests.integration.orders import ROOT
 pytestmark = pytest.mark.integration
 
 
-def _half_closed(redis: RedisServer) -> Connection:
-    """A Kombu connection in the state Celery's cleanup leaves after Redis died mid-BRPOP."""
+def _half_closed(redis: RedisServer, guarded: bool) -> tuple[Connection, Any]:
+    """A Kombu connection in the state Celery's cleanup leaves after Redis died mid-BRPOP, and a message it held.
+
+    ``guarded``: wrapped by ``close_quietly`` first, as our consumer does before Celery's cleanup starts.
+    """
     connection = Connection(redis.url)
     channel = connection.default_channel
     queue = Queue("restart-probe", Exchange("restart-probe"), "restart-probe")
@@ -32,21 +36,29 @@ def _half_closed(redis: RedisServer) -> Connection:
     assert len(held) == 1  # delivered, not acknowledged: the channel must put it back on close
     channel._brpop_start()  # the event loop's BRPOP, in flight
     redis.kill()
+    if guarded:
+        close_quietly(connection)
     with pytest.raises(connection.connection_errors):
         channel.close()  # stops half way: reading the BRPOP reply fails before the channel is marked closed
     connection._do_close_transport()  # as Connection.collect() ends: the transport is detached
-    return connection
+    return connection, held[0]
 
 
 def test_closing_a_lost_redis_connection_kombu_left_half_closed_is_logged_not_raised(caplog):
     with RedisServer(persistent=True) as redis:
+        connection, message = _half_closed(redis, guarded=False)
         with pytest.raises(AttributeError, match="hostname"):
-            _half_closed(redis).close()  # what killed the worker: Celery lets this through
+            connection.close()  # what killed the worker: Celery lets this through
+        with pytest.raises(AttributeError, match="hostname"):
+            message.ack()  # and so would a task that finishes afterwards and acknowledges late
         redis.restart()
-        connection = _half_closed(redis)
-        close_quietly(connection)
+        connection, message = _half_closed(redis, guarded=True)
+        errors = connection.connection_errors
         with caplog.at_level(logging.WARNING, logger="protean_celery.consumer"):
             connection.close()
+        with pytest.raises(errors, match="lost and replaced"):
+            message.ack()  # a connection error, which Celery's ack_log_error logs as "Couldn't ack"
+        message.ack_log_error(logging.getLogger("test"), errors)
     assert "closing the lost broker connection failed" in caplog.text
     assert "hostname" in caplog.text
 
