@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Sighting", "locate"]
+__all__ = ["Sighting", "held_by_workers", "locate"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +131,20 @@ def _ready(connection: Any, queue: str) -> int:
 
 
 def _ask_workers(celery: Any, ids: Iterable[str], timeout: float, sighting: Sighting) -> int:
+    held, answers = held_by_workers(celery, ids, timeout)
+    sighting.found.update(held)
+    sighting.workers = answers
+    return answers
+
+
+def held_by_workers(celery: Any, ids: Iterable[str], timeout: float) -> tuple[set[str], int]:
+    """The task ids among ``ids`` that a worker reports as active, reserved or scheduled (``query_task``).
+
+    Returns those ids and how many workers answered (0 when asking failed: the broker hiccuped).
+    """
     try:
         replies = celery.control.inspect(timeout=timeout).query_task(*sorted(ids)) or {}
-    except Exception as exc:  # the broker hiccuped: treat as no answer
+    except Exception as exc:  # treat as no answer
         logger.warning("redelivery sweep: asking the workers failed: %r", exc)
-        return 0
-    for tasks in replies.values():
-        sighting.found.update(str(task_id) for task_id in (tasks or {}))
-    sighting.workers = len(replies)
-    return len(replies)
+        return set(), 0
+    return {str(task_id) for tasks in replies.values() for task_id in (tasks or {})}, len(replies)

@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from protean_celery.redelivery.probe import held_by_workers
+
 __all__ = ["Reclaimed", "reclaim"]
 
 logger = logging.getLogger(__name__)
@@ -70,8 +72,8 @@ def reclaim(celery: Any, older_than: float, *, timeout: float = 1.0, limit: int 
                 candidates[tag] = (*entry, now - float(taken_at))
         if not candidates:
             return []
-        held = _held(celery, {task_id for _, task_id, _, _ in candidates.values()}, timeout)
-        if held is None:
+        held, answers = held_by_workers(celery, {task_id for _, task_id, _, _ in candidates.values()}, timeout)
+        if not answers:  # nobody could run them now, and the workers may only be slow
             return []
         reclaimed = []
         for tag, (task, task_id, routing_key, held_for) in candidates.items():
@@ -94,15 +96,3 @@ def _entry(raw: Any) -> tuple[str, str, str] | None:
         return str(headers["task"]), str(headers["id"]), str(routing_key)
     except (ValueError, TypeError, KeyError):
         return None
-
-
-def _held(celery: Any, ids: set[str], timeout: float) -> set[str] | None:
-    """Task ids among ``ids`` some worker holds; ``None`` when no worker answered."""
-    try:
-        replies = celery.control.inspect(timeout=timeout).query_task(*sorted(ids)) or {}
-    except Exception as exc:  # the broker hiccuped: reclaim nothing this time
-        logger.warning("redelivery sweep: asking the workers what they hold failed: %r", exc)
-        return None
-    if not replies:
-        return None
-    return {str(task_id) for tasks in replies.values() for task_id in (tasks or {})}

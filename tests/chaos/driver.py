@@ -149,8 +149,7 @@ class ChaosRun:
         self.report = ChaosReport(orders=plan.orders)
         self._placing = threading.Event()
         self._stop = threading.Event()
-        self._restarting = threading.Event()  # set while the driver itself kills and restarts the worker
-        self._supervising = threading.Lock()
+        self._supervising = threading.Lock()  # held while the driver itself kills and restarts the worker
         self._checked_log = 0
         self._rng = random.Random(plan.seed)
 
@@ -259,7 +258,7 @@ class ChaosRun:
         """
         with self._supervising:
             process = self.worker.process
-            if self._restarting.is_set() or process is None or process.poll() is None:
+            if process is None or process.poll() is None:
                 return
             log = self.worker.log()[self._checked_log:]
             self._checked_log += len(log)
@@ -297,15 +296,11 @@ class ChaosRun:
 
     def _kill_worker_main(self) -> None:
         with self._supervising:  # not mistaken for a crash
-            self._restarting.set()
-            try:
-                self._log(f"kill -9 worker main {self.worker.pid}")
-                self.worker.kill_main()
-                time.sleep(1)
-                self.worker.start(timeout=120)
-                self._log(f"worker restarted as {self.worker.pid}")
-            finally:
-                self._restarting.clear()
+            self._log(f"kill -9 worker main {self.worker.pid}")
+            self.worker.kill_main()
+            time.sleep(1)
+            self.worker.start(timeout=120)
+            self._log(f"worker restarted as {self.worker.pid}")
 
     def _kill_beat(self) -> None:
         self.beat.wait_for("Sending due task", timeout=30, after=len(self.beat.log()))
