@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery
 
 from protean_celery import lifecycle
+from protean_celery.commits import Commits
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import ConfigurationError, DeadLetterError, PayloadTooLarge
@@ -63,6 +64,7 @@ class Runtime:
         self.sweep = Sweep(
             celery, domain, self.topology, settings, cursors, self.inbox, self.dead_letters, self.relay, self.ledger
         )
+        self.commits = Commits(domain.event_store.store, self._relay_committed)
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
@@ -134,26 +136,28 @@ class Runtime:
         return message_task_id(routes[0].task_name, key)
 
     def nudge(self) -> None:
-        """Relay what this process just committed; a failure only delays it to the next tick.
+        """Relay, now and in this thread, what this thread committed (see :mod:`protean_celery.commits`).
 
-        With the SQL event store the nudge knows which categories were appended
-        to, so a handler that produced nothing (a projector, say) costs no query.
+        Called when a handler task or ``app.process`` is done; their commits
+        are deferred to this call so the relay runs after the task's own work.
+        """
+        self.commits.committed()
+
+    def _relay_committed(self, touched: set[str]) -> None:
+        """Relay the messages just committed to ``touched`` categories; a failure only delays them to the next tick.
+
+        A handler that produced nothing for the relay (a projector, say) costs no query.
         """
         if not self.settings.nudge:
             return
-        store = self.domain.event_store.store
-        touched = store.take_touched() if hasattr(store, "take_touched") else None
-        if touched is not None:
-            commands = [c for c in self.topology.command_categories() if c in touched]
-            events = any(c not in self._quiet for c in touched)
-            if not commands and not events:
-                return
-        else:
-            commands, events = True, True  # type: ignore[assignment]
+        commands = [c for c in self.topology.command_categories() if c in touched]
+        events = any(c not in self._quiet for c in touched)
+        if not commands and not events:
+            return
         try:
             self.relay.run(events=events, commands=commands, max_batches=1)
-        except Exception as exc:  # beat's next tick relays it; never fail the handled task
-            logger.warning("relay nudge failed, the next beat tick will relay: %r", exc)
+        except Exception as exc:  # beat's next tick relays it; never fail the committing caller
+            logger.warning("relay right after a commit failed, the next beat tick will relay: %r", exc)
 
     def after_fork(self) -> None:
         """Make connections inherited from the parent safe in a prefork child."""
@@ -221,8 +225,12 @@ class ProteanCelery(Celery):
         return self.runtime.topology
 
     def process(self, command: Any, **kwargs: Any) -> Any:
-        """``domain.process(command)``, then relay at once (no wait for the beat tick)."""
-        with self.domain.domain_context():
+        """``domain.process(command)`` inside the domain's context.
+
+        The command leaves at once, as it does from Protean's own ``domain.process``
+        in any process with an app (:mod:`protean_celery.commits`).
+        """
+        with self.runtime.commits.deferred(), self.domain.domain_context():
             result = self.domain.process(command, **kwargs)
         self.runtime.nudge()
         return result

@@ -70,15 +70,9 @@ class SQLEventStore(BaseEventStore):
         pool = {k: int(conn_info[k]) for k in ("pool_size", "max_overflow") if k in conn_info}
         self.engine: Engine = make_engine(str(uri), "[event_store] database_uri", **pool)
         self._postgres = self.engine.dialect.name == "postgresql"
-        self._touched: set[str] = set()
         # The provider sharing this database, looked up on first append (providers may init after the store).
         self._shared: str | None = None
         self._shared_known = False
-
-    def take_touched(self) -> set[str]:
-        """Categories this process appended to since the last call (for relay nudges)."""
-        touched, self._touched = self._touched, set()
-        return touched
 
     # -- administration ---------------------------------------------------------
 
@@ -130,14 +124,12 @@ class SQLEventStore(BaseEventStore):
                 version = self._version(stream_name)
                 expected = expected_version if expected_version is not None else version - 1
                 raise ExpectedVersionError(_version_message(expected, stream_name, version)) from None
-            self._touched.add(category_of(stream_name))
             return position
         for _ in range(_WRITE_ATTEMPTS):
             try:
                 with self._errors(), self.engine.connect().execution_options(immediate=True) as conn:
                     with conn.begin():
                         position = self._insert(conn, stream_name, message_type, data, metadata, expected_version)
-                self._touched.add(category_of(stream_name))
                 return position
             except IntegrityError:
                 # Another writer took the position first (only possible without a lock).
@@ -170,7 +162,6 @@ class SQLEventStore(BaseEventStore):
                 expected=expected_version,
                 lock=_lock_key(category),
             )
-        self._touched.add(category)
         return position
 
     def _insert(

@@ -206,7 +206,7 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         _reject(runtime, route, payload, request_id, exc)
     policy = runtime.retry_policies.for_message(route.spec, str(metadata_of(message).headers.type))
     try:
-        with runtime.serial.hold(_serial_key(route, message)):
+        with runtime.commits.deferred(), runtime.serial.hold(_serial_key(route, message)):
             outcome = run_handler(
                 runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox
             )
