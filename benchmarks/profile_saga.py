@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 STEPS = {
     "task total (Celery trace + body)": ("celery/app/trace.py", "trace_task"),
     "admit (size, decode, checks)": ("protean_celery/tasks/__init__.py", "_admit"),
-    "serial lock": ("protean_celery/tasks/serial.py", "hold"),
+    "inbox marker (+ serial lock)": ("protean_celery/inbox.py", "claim_marker"),
     "process-manager redelivery check": ("protean_celery/tasks/process_manager.py", "already_handled"),
     "handler + Unit of Work (inbox inside)": ("protean_celery/tasks/handle.py", "_invoke"),
     "Protean handler body (_handle)": ("protean/core/unit_of_work.py", "commit"),

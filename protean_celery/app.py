@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 
 from protean_celery import lifecycle
-from protean_celery.commits import Commits
+from protean_celery.commits import Commits, Committed
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import ConfigurationError, DeadLetterError, PayloadTooLarge
@@ -30,7 +30,6 @@ from protean_celery.settings import CelerySettings, load_settings
 from protean_celery.sql import tune_sqlite
 from protean_celery.tasks import register_tasks
 from protean_celery.tasks.retry import RetryPolicies
-from protean_celery.tasks.serial import SerialLock
 from protean_celery.topology import Topology, build_topology
 
 __all__ = ["ProteanCelery", "Runtime", "guarantee_defaults"]
@@ -58,13 +57,12 @@ class Runtime:
         # Appends to these categories never create outbox rows: commands and
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
-        self.serial = SerialLock(getattr(cursors, "engine", None))
         self.inbox = Inbox(domain)
         self.ledger = Ledger(state)
         self.sweep = Sweep(
             celery, domain, self.topology, settings, cursors, self.inbox, self.dead_letters, self.relay, self.ledger
         )
-        self.commits = Commits(domain.event_store.store, self._relay_committed)
+        self.commits = Commits(domain.event_store.store, self._relay_committed, self.relay.outbox_models())
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
@@ -143,19 +141,24 @@ class Runtime:
         """
         self.commits.committed()
 
-    def _relay_committed(self, touched: set[str]) -> None:
-        """Relay the messages just committed to ``touched`` categories; a failure only delays them to the next tick.
+    def _relay_committed(self, committed: Committed) -> None:
+        """Relay what was just committed; a failure only delays it to the next tick.
 
-        A handler that produced nothing for the relay (a projector, say) costs no query.
+        Outbox rows the commits wrote are published by id, without a claim; the
+        commands are relayed past their cursors. A handler that produced nothing
+        for the relay (a projector, say) costs no query.
         """
         if not self.settings.nudge:
             return
+        touched = committed.categories
         commands = [c for c in self.topology.command_categories() if c in touched]
-        events = any(c not in self._quiet for c in touched)
-        if not commands and not events:
-            return
+        # Outbox rows the hooks could not see (a provider without database sessions) are claimed instead.
+        events = not committed.rows and any(c not in self._quiet for c in touched)
         try:
-            self.relay.run(events=events, commands=commands, max_batches=1)
+            if committed.rows:
+                self.relay.publish_committed(committed.rows)
+            if commands or events:
+                self.relay.run(events=events, commands=commands, max_batches=1)
         except Exception as exc:  # beat's next tick relays it; never fail the committing caller
             logger.warning("relay right after a commit failed, the next beat tick will relay: %r", exc)
 

@@ -40,39 +40,69 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-__all__ = ["Commits"]
+__all__ = ["Commits", "Committed"]
 
 _installed = False
 _watchers: weakref.WeakSet[Commits] = weakref.WeakSet()
 
 
+@dataclass
+class Committed:
+    """What this thread committed since the last relay.
+
+    Attributes:
+        categories: the stream categories appended to.
+        rows: the outbox rows (Protean's database models) the commits wrote,
+            so the relay publishes them by id, without claiming them first.
+    """
+
+    categories: set[str] = field(default_factory=set)
+    rows: list[Any] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.categories or self.rows)
+
+    def merge(self, other: Committed) -> None:
+        self.categories |= other.categories
+        self.rows.extend(other.rows)
+
+
 class Commits:
-    """Tracks the categories one domain's event store appended to, and relays them once committed.
+    """Tracks what one domain's processes commit, and relays it once committed.
 
     Args:
         store: the domain's event store (``domain.event_store.store``).
-        relay: called with the categories appended to since the last call, once
-            they are committed; must not raise.
+        relay: called with what was committed since the last call; must not raise.
+        outbox_models: the database model classes of the domain's outbox tables.
     """
 
-    def __init__(self, store: Any, relay: Callable[[set[str]], None]) -> None:
+    def __init__(self, store: Any, relay: Callable[[Committed], None], outbox_models: tuple[type, ...] = ()) -> None:
         self._relay = relay
+        self._models = outbox_models
+        self._key = f"protean_celery_outbox_{id(self)}"
         self._local = threading.local()
         self._background = _RelayThread(relay)
         self._wrap(store)
         _watchers.add(self)
         _install()
 
-    def take(self) -> set[str]:
-        """The categories this thread appended to since the last call (and forget them)."""
-        touched: set[str] = getattr(self._local, "touched", set())
-        self._local.touched = set()
-        return touched
+    def take(self) -> Committed:
+        """What this thread committed since the last call (and forget it)."""
+        committed = getattr(self._local, "committed", None) or Committed()
+        self._local.committed = Committed()
+        return committed
+
+    def _pending(self) -> Committed:
+        committed = getattr(self._local, "committed", None)
+        if committed is None:
+            committed = self._local.committed = Committed()
+        return committed
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -86,7 +116,7 @@ class Commits:
 
     def committed(self) -> None:
         """Relay, in this thread, what this thread appended and committed (never re-entered)."""
-        if getattr(self._local, "relaying", False) or not getattr(self._local, "touched", None):
+        if getattr(self._local, "relaying", False) or not self._pending():
             return
         self._local.relaying = True
         try:
@@ -94,12 +124,23 @@ class Commits:
         finally:
             self._local.relaying = False
 
-    def _session_committed(self) -> None:
+    def _flushed(self, session: Session) -> None:
+        if self._models:
+            rows = [row for row in session.new if isinstance(row, self._models)]
+            if rows:
+                session.info.setdefault(self._key, []).extend(rows)
+
+    def _session_ended(self, session: Session, committed: bool) -> None:
+        rows = session.info.pop(self._key, None)
+        if not committed:
+            return  # rolled back: those rows never existed
+        if rows:
+            self._pending().rows.extend(rows)
         if getattr(self._local, "deferred", False) or getattr(self._local, "relaying", False):
             return
-        touched = self.take()
-        if touched:
-            self._background.submit(touched)
+        done = self.take()
+        if done:
+            self._background.submit(done)
 
     def _wrap(self, store: Any) -> None:
         write = store._write
@@ -108,10 +149,7 @@ class Commits:
 
         def watched(stream_name: str, *args: Any, **kwargs: Any) -> Any:
             position = write(stream_name, *args, **kwargs)
-            touched = getattr(self._local, "touched", None)
-            if touched is None:
-                touched = self._local.touched = set()
-            touched.add(str(stream_name).partition("-")[0])
+            self._pending().categories.add(str(stream_name).partition("-")[0])
             if not _in_unit_of_work() and not getattr(self._local, "deferred", False):
                 self.committed()  # its own transaction: durable already
             return position
@@ -130,13 +168,13 @@ class _RelayThread:
 
     EXIT_WAIT = 5.0
 
-    def __init__(self, relay: Callable[[set[str]], None]) -> None:
+    def __init__(self, relay: Callable[[Committed], None]) -> None:
         self._relay = relay
-        self._queue: queue.Queue[set[str]] = queue.Queue()
+        self._queue: queue.Queue[Committed] = queue.Queue()
         self._pid = 0
         self._lock = threading.Lock()
 
-    def submit(self, touched: set[str]) -> None:
+    def submit(self, committed: Committed) -> None:
         with self._lock:
             if self._pid != os.getpid():
                 self._queue = queue.Queue()
@@ -144,16 +182,16 @@ class _RelayThread:
                 if not self._pid:
                     atexit.register(self._finish)
                 self._pid = os.getpid()
-            self._queue.put(touched)
+            self._queue.put(committed)
 
-    def _run(self, work: queue.Queue[set[str]]) -> None:
+    def _run(self, work: queue.Queue[Committed]) -> None:
         while True:
-            touched, taken = work.get(), 1
+            committed, taken = work.get(), 1
             while not work.empty():  # one relay for everything committed meanwhile
-                touched |= work.get_nowait()
+                committed.merge(work.get_nowait())
                 taken += 1
             try:
-                self._relay(touched)
+                self._relay(committed)
             finally:
                 for _ in range(taken):
                     work.task_done()
@@ -173,13 +211,26 @@ def _in_unit_of_work() -> bool:
     return bool(uow) and bool(uow.in_progress)
 
 
-def _after_commit(_session: Session) -> None:
+def _after_flush(session: Session, _context: Any) -> None:
     for watcher in list(_watchers):
-        watcher._session_committed()
+        watcher._flushed(session)
+
+
+def _after_commit(session: Session) -> None:
+    for watcher in list(_watchers):
+        watcher._session_ended(session, committed=True)
+
+
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended without a commit: rolled back or closed
+        for watcher in list(_watchers):
+            watcher._session_ended(session, committed=False)
 
 
 def _install() -> None:
     global _installed
     if not _installed:
+        event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
         _installed = True

@@ -20,13 +20,15 @@ Markers are pruned by the maintenance task (``prune``) once they are older than
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from protean_celery.sql import existing_pairs
 
@@ -95,8 +97,20 @@ class Inbox:
             result = conn.execute(inbox_table.delete().where(inbox_table.c.processed_at < older_than))
             return int(result.rowcount or 0)
 
-    def run_once(self, key: str, handler: str, handle: Callable[[], Any]) -> bool:
+    def run_once(self, key: str, handler: str, handle: Callable[[], Any], lock: str | None = None) -> bool:
         """Run ``handle()`` and record ``(key, handler)`` in one Unit of Work.
+
+        The marker is written first, in the Unit of Work's first statement (an
+        insert that does nothing when the marker exists): a copy that is already
+        handled costs one round trip, and a copy running at once waits for the
+        first one's commit instead of handling the message twice.
+
+        Args:
+            lock: a key that serialises handlers across processes for the whole
+                Unit of Work (projectors and process managers: one projection row,
+                one saga instance): on PostgreSQL a transaction-scoped advisory
+                lock taken in the same statement; on SQLite the marker's insert
+                already takes the database write lock up front.
 
         Returns:
             ``False`` when the message was already handled (nothing ran, or what
@@ -108,14 +122,9 @@ class Inbox:
         try:
             with UnitOfWork() as uow:
                 session: Any = uow.get_session(self.provider)
-                if self._seen(session, key, handler):
+                if not claim_marker(session, key, handler, lock):
                     raise _Duplicate
                 handle()
-                session.execute(
-                    insert(inbox_table).values(
-                        message_key=key, handler=handler, processed_at=datetime.now(UTC)
-                    )
-                )
         except _Duplicate:
             return False
         except Exception as exc:
@@ -152,12 +161,41 @@ class Inbox:
             return set()
         return existing_pairs(self.engine, inbox_table.c.message_key, inbox_table.c.handler, pairs)
 
-    @staticmethod
-    def _seen(session: Any, key: str, handler: str) -> bool:
-        query = select(inbox_table.c.handler).where(
-            inbox_table.c.message_key == key, inbox_table.c.handler == handler
-        )
-        return session.execute(query).first() is not None
+
+
+def claim_marker(session: Any, key: str, handler: str, lock: str | None = None) -> bool:
+    """Insert the marker ``(key, handler)`` in ``session``'s transaction; ``False`` when it exists.
+
+    One statement on PostgreSQL and SQLite (``INSERT … ON CONFLICT DO NOTHING
+    RETURNING``, with the advisory lock for ``lock`` taken first on PostgreSQL);
+    a look-up and an insert elsewhere.
+    """
+    dialect = session.get_bind().dialect.name
+    values = {"message_key": key, "handler": handler, "processed_at": datetime.now(UTC)}
+    if dialect == "postgresql":
+        if lock is None:
+            statement = postgresql.insert(inbox_table).values(values)
+        else:
+            locked = select(
+                literal(key).label("message_key"), literal(handler).label("handler"),
+                literal(values["processed_at"]).label("processed_at"),
+            ).select_from(select(func.pg_advisory_xact_lock(lock_number(lock))).subquery())
+            statement = postgresql.insert(inbox_table).from_select(list(values), locked)
+        statement = statement.on_conflict_do_nothing().returning(inbox_table.c.handler)
+        return session.execute(statement).first() is not None
+    if dialect == "sqlite":
+        statement = sqlite.insert(inbox_table).values(values).on_conflict_do_nothing().returning(inbox_table.c.handler)
+        return session.execute(statement).first() is not None
+    seen = select(inbox_table.c.handler).where(inbox_table.c.message_key == key, inbox_table.c.handler == handler)
+    if session.execute(seen).first() is not None:
+        return False
+    session.execute(insert(inbox_table).values(values))
+    return True
+
+
+def lock_number(key: str) -> int:
+    """A stable signed 64-bit advisory-lock number for ``key`` (Python's ``hash()`` is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def _is_marker_conflict(exc: BaseException) -> bool:

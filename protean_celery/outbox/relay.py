@@ -95,6 +95,7 @@ class Relay:
         self.cursors = cursors
         self.dead_letters = dead_letters
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self._outbox_models: dict[type, str] | None = None
 
     def run(
         self,
@@ -147,11 +148,61 @@ class Relay:
 
     # -- events -----------------------------------------------------------------
 
+    def outbox_models(self) -> tuple[type, ...]:
+        """The database model classes of the domain's outbox tables (what a commit's rows are)."""
+        with self.domain.domain_context():
+            return tuple(self._models())
+
+    def publish_committed(self, rows: list[Any]) -> int:
+        """Publish outbox rows a commit of this process just wrote, by id, without claiming them.
+
+        ``rows`` are Protean's outbox database models, as flushed. Each is published
+        and then marked published in one statement per provider, guarded on
+        ``pending``: a row a tick relay claimed meanwhile keeps that relay's outcome
+        (both copies carry one task id; the inbox absorbs the second). A row that
+        fails to publish stays pending for the tick. Rows for an external broker
+        are left to that broker's relay. Returns how many rows were published.
+        """
+        models = self._models()
+        published: dict[str, list[Any]] = {}
+        with self.domain.domain_context(), self.celery.producer_or_acquire() as producer:
+            for row in rows:
+                provider = models.get(type(row))
+                if provider is None or row.target_broker != self.internal_broker:
+                    continue
+                entity = type(row).to_entity(row)
+                message = Message(data=entity.data, metadata=entity.metadata_)
+                self.publish(message, entity.metadata_.domain.stream_category, producer)
+                published.setdefault(provider, []).append(entity.id)
+            now = self.domain.clock.now()
+            for provider, ids in published.items():
+                self.domain._get_outbox_repo(provider)._dao._update_all(
+                    Q(id__in=ids) & Q(status=OutboxStatus.PENDING.value),
+                    status=OutboxStatus.PUBLISHED.value, published_at=now, last_processed_at=now,
+                )
+        return sum(len(ids) for ids in published.values())
+
+    @property
+    def internal_broker(self) -> str:
+        """The broker name Protean writes on internal outbox rows (``[outbox] broker``)."""
+        from protean.utils.outbox import DEFAULT_TARGET_BROKER
+
+        return str(self.domain.config.get("outbox", {}).get("broker", DEFAULT_TARGET_BROKER))
+
+    def _models(self) -> dict[type, str]:
+        if self._outbox_models is None:
+            self._outbox_models = {
+                self.domain._get_outbox_repo(name)._dao.database_model_cls: name
+                for name in outbox_providers(self.domain)
+            }
+        return self._outbox_models
+
     def _outbox_batch(self, providers: list[str], report: RelayReport) -> None:
         for provider in providers:
             repo = self.domain._get_outbox_repo(provider)
             rows = repo.claim_batch(
-                self.worker_id, self.settings.relay_batch_size, lock_duration_minutes=self.settings.lock_minutes
+                self.worker_id, self.settings.relay_batch_size, target_broker=self.internal_broker,
+                lock_duration_minutes=self.settings.lock_minutes,
             )
             if not rows:
                 continue

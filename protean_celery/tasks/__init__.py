@@ -159,6 +159,14 @@ def _park(runtime: Runtime, route: Route, payload: Any, error: BaseException, at
 
 
 def _serial_key(route: Route, message: Any) -> str | None:
+    """Projectors and process managers handle one message per (handler, correlation) at a time.
+
+    Two prefork children may handle two events of one order at once. A process
+    manager catches that through its stream's expected version, but a projector's
+    read-modify-write of one projection row would lose an update (projections
+    carry no version): seen on PostgreSQL and SQLite in the saga runs. The inbox
+    holds this key's lock for the handler's whole Unit of Work.
+    """
     if route.spec.kind not in (HandlerKind.PROJECTOR, HandlerKind.PROCESS_MANAGER):
         return None
     correlation = getattr(message.metadata.domain, "correlation_id", None)
@@ -206,9 +214,10 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         _reject(runtime, route, payload, request_id, exc)
     policy = runtime.retry_policies.for_message(route.spec, str(metadata_of(message).headers.type))
     try:
-        with runtime.commits.deferred(), runtime.serial.hold(_serial_key(route, message)):
+        with runtime.commits.deferred():
             outcome = run_handler(
-                runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox
+                runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox,
+                lock=_serial_key(route, message),
             )
     except (UnknownHandlerError, DeserializationError) as exc:
         # No retry can fix a type nobody handles or data Protean cannot rebuild.

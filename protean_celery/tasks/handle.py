@@ -47,7 +47,13 @@ class Outcome(StrEnum):
 
 
 def run_handler(
-    domain: Any, spec: HandlerSpec, message: Message, *, version_retries: int = 5, inbox: Inbox | None = None
+    domain: Any,
+    spec: HandlerSpec,
+    message: Message,
+    *,
+    version_retries: int = 5,
+    inbox: Inbox | None = None,
+    lock: str | None = None,
 ) -> Outcome:
     """Handle ``message`` with the handler ``spec`` names, inside a fresh domain context.
 
@@ -57,6 +63,7 @@ def run_handler(
         message: the decoded message.
         version_retries: extra attempts on ``ExpectedVersionError``.
         inbox: records the message as handled in the handler's Unit of Work.
+        lock: serialise handlers holding the same key for the Unit of Work (see ``Inbox.run_once``).
 
     Returns:
         ``HANDLED``; ``EXPIRED`` for a command past its deadline (acked, never
@@ -92,7 +99,7 @@ def run_handler(
                 return Outcome.DUPLICATE
             priority = getattr(metadata.domain, "priority", 0) or 0
             with processing_priority(priority):
-                handled = _invoke(handler_cls, message, version_retries, inbox, spec.path)
+                handled = _invoke(handler_cls, message, version_retries, inbox, spec.path, lock)
             if not handled:
                 logger.info("%s: duplicate %s acknowledged without handling", spec.name, describe(message))
             return Outcome.HANDLED if handled else Outcome.DUPLICATE
@@ -103,7 +110,9 @@ def run_handler(
             g.pop("message_in_context", None)
 
 
-def _invoke(handler_cls: Any, message: Message, version_retries: int, inbox: Inbox | None, handler: str) -> bool:
+def _invoke(
+    handler_cls: Any, message: Message, version_retries: int, inbox: Inbox | None, handler: str, lock: str | None
+) -> bool:
     def handle() -> None:
         handler_cls._handle(message)
 
@@ -112,7 +121,7 @@ def _invoke(handler_cls: Any, message: Message, version_retries: int, inbox: Inb
             if inbox is None:
                 handle()
                 return True
-            return inbox.run_once(message_key(message), handler, handle)
+            return inbox.run_once(message_key(message), handler, handle, lock=lock)
         except ExpectedVersionError:
             if attempt >= version_retries:
                 raise

@@ -3,7 +3,8 @@
 Run as a script with CELERY_BROKER_URL and PROTEAN_CELERY_STATE set; the
 arguments are steps run in order, each printing parseable lines:
 
-    place:ID        set up the tables, handle PlaceOrder(ID) in-process: one pending outbox row
+    place:ID        set up the tables, handle PlaceOrder(ID) in-process: one pending outbox row (this
+                    process "crashes" before its fast path relays the row: only a relay run sends it)
     claim:WORKER    claim every claimable row as relay WORKER would, then "crash" (never mark them)
     expire          move every claim's locked_until into the past (its lock_minutes ran out)
     relay           one relay run (what a beat tick does)
@@ -41,9 +42,11 @@ def repo():
 
 def place(order_id):
     storage.setup(domain, app.runtime.cursors)
-    with domain.domain_context():
+    with app.runtime.commits.deferred(), domain.domain_context():
         domain.process(PlaceOrder(order_id=order_id, customer="c", amount=1.0, sku="s", quantity=1, declined=False),
                        asynchronous=False)
+    app.runtime.commits.take()  # never relayed by this process
+    with domain.domain_context():
         for row in repo()._dao.query.filter(status="pending").all().items:
             print("row", row.id, row.type)
             message = Message(data=row.data, metadata=row.metadata_)

@@ -50,13 +50,9 @@ def test_two_events_racing_on_one_saga_end_in_the_right_state(app, monkeypatch):
         shipped = [m for m in store.read("shop::order-o1") if m.metadata.headers.type.endswith("OrderShipped.v1")]
     assert len(shipped) == 2
 
-    class _NoLock:
-        def hold(self, key):
-            from contextlib import nullcontext
+    import protean_celery.tasks as tasks
 
-            return nullcontext()
-
-    monkeypatch.setattr(runtime, "serial", _NoLock())
+    monkeypatch.setattr(tasks, "_serial_key", lambda route, message: None)
     both_loaded = threading.Barrier(2, timeout=5)
     original = store._write
 
