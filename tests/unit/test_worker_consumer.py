@@ -4,7 +4,7 @@ import json
 
 from kombu.message import Message
 
-from protean_celery.consumer import raw_body, task_argument
+from protean_celery.worker.consumer import raw_body, task_argument
 
 
 def _message(body, content_type="application/json", content_encoding="utf-8"):
