@@ -16,7 +16,7 @@ from celery import Celery
 from sqlalchemy import create_engine, text
 
 from protean_celery.broker import broker_for
-from protean_celery.testing.worker import WorkerProcess
+from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT, place_order_payloads
 
 pytestmark = pytest.mark.integration
