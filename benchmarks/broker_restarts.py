@@ -9,7 +9,7 @@ twice in quick succession, then sends a probe (a message of the wrong shape, whi
 the worker must dead-letter) and waits up to 40 s for it to reach the dead-letter
 store. Prints one line per round and exits 1 when a probe was not consumed or the
 worker main process died (Kombu can raise an unrecoverable ``AttributeError`` while
-Celery closes the lost connection; see ``protean_celery/consumer.py``).
+Celery closes the lost connection; see ``protean_celery/worker/connection.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from protean_celery.testing.servers import RedisServer  # noqa: E402
-from protean_celery.testing.worker import WorkerProcess  # noqa: E402
+from protean_celery.testing.processes import WorkerProcess  # noqa: E402
 
 APP = "tests.chaos.chaos_app"
 PROBE_TASK = "protean.orders.commands.Order"

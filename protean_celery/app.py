@@ -268,9 +268,9 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout, "confirm_publish": True},
         "broker_connection_retry_on_startup": True,
         # Celery's consumer, but undecodable bodies land in the dead letters.
-        "worker_consumer": "protean_celery.consumer:Consumer",
+        "worker_consumer": "protean_celery.worker.consumer:Consumer",
         # Celery's prefork pool, but a reconnect does not trip over a child that just exited.
-        "worker_pool": "protean_celery.pool:TaskPool",
+        "worker_pool": "protean_celery.worker.pool:TaskPool",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": beat_entries(
             topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval,

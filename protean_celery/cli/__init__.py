@@ -10,10 +10,12 @@ from typing import Any
 
 import click
 
+from protean_celery.cli.check import check
 from protean_celery.cli.db import db
-from protean_celery.cli.dlq import dlq, status
-from protean_celery.cli.inspect import check, topology
+from protean_celery.cli.dlq import dlq
 from protean_celery.cli.outbox import outbox
+from protean_celery.cli.status import status
+from protean_celery.cli.topology import topology
 
 __all__ = ["protean", "app_of"]
 

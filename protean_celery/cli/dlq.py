@@ -1,4 +1,4 @@
-"""``celery -A app protean dlq list|inspect|replay|replay-all|purge`` and ``… protean status``."""
+"""``celery -A app protean dlq list|inspect|replay|replay-all|purge``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["dlq", "status"]
+__all__ = ["dlq"]
 
 
 def _app(ctx: click.Context) -> Any:
@@ -103,25 +103,3 @@ def purge(ctx: click.Context, task: str | None, category: str | None, yes: bool)
     if not yes and not click.confirm("This deletes dead letters for good. Are you sure?"):
         raise click.Abort()
     click.echo(f"Purged {_app(ctx).runtime.dead_letters.purge(task, category)} dead letter(s).")
-
-
-@click.command()
-@click.pass_context
-def status(ctx: click.Context) -> None:
-    """Unrelayed outbox rows and commands, queue depths, in-flight messages, dead letters, swept and outbox rows."""
-    from protean_celery.backlog import backlog
-    from protean_celery.cli.outbox import echo_counts
-
-    app = _app(ctx)
-    measured = backlog(app)
-    click.echo(f"unrelayed  {measured.unrelayed} (outbox rows and commands)")
-    click.echo(f"in flight  {measured.in_flight}")
-    for name, depth in measured.queued.items():
-        click.echo(f"queue      {name}  {depth}")
-    depth = app.runtime.dead_letters.depth()
-    click.echo(f"dead letters  {sum(depth.values())}")
-    for task, count in sorted(depth.items()):
-        click.echo(f"  {task}  {count}")
-    if app.runtime.sweep.enabled:
-        click.echo(f"watched by the redelivery sweep  {app.runtime.ledger.count()}")
-    echo_counts(app.domain)

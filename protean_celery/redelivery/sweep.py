@@ -12,15 +12,17 @@ what every handler should have received:
   provider by ``published_at``; commands per category by global position, up
   to the command relay's cursor) once it is ``redeliver_after`` seconds old;
 * a message whose handler has an inbox marker, or a dead letter, is settled;
-* one that is still somewhere (see :mod:`probe`) is *watched* (the ledger) and
-  checked again on every run;
+* one that is still somewhere (the broker adapter's ``locate``, see
+  :mod:`protean_celery.broker`) is *watched* (the ledger) and checked again
+  on every run;
 * one that is nowhere is republished, to that handler only, with its usual
   task id; after ``redelivery_attempts`` republications it is dead-lettered
   with :class:`MessageLost`, never dropped.
 
 Before that, on Redis, each run puts back on their queues the unacknowledged
 messages older than ``redeliver_after`` that no worker holds (see
-:mod:`reclaim`), instead of leaving them to Kombu's ``visibility_timeout``.
+:mod:`protean_celery.broker.redis`), instead of leaving them to Kombu's
+``visibility_timeout``.
 
 Messages relayed more than ``sweep_horizon_hours`` ago are left alone (their
 inbox markers may be pruned). Beat runs ``<prefix>.<domain>.relay.sweep``
@@ -36,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from protean_celery.broker import broker_for
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import task_id
 from protean_celery.errors import MessageLost
@@ -44,8 +47,6 @@ from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.outbox.relay import Relay
 from protean_celery.redelivery.ledger import Ledger, Watch
-from protean_celery.redelivery.probe import locate
-from protean_celery.redelivery.reclaim import reclaim
 from protean_celery.redelivery.sources import Batch, read_commands, read_outbox
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
@@ -138,7 +139,7 @@ class Sweep:
             return report
         now = now or datetime.now(UTC)
         try:
-            report.reclaimed = len(reclaim(self.celery, self.settings.redeliver_after))
+            report.reclaimed = len(broker_for(self.celery).reclaim(self.settings.redeliver_after))
         except Exception as exc:  # the broker is down: Kombu's visibility timeout still applies
             logger.warning("redelivery sweep: reclaiming unacknowledged messages failed: %r", exc)
         with self.domain.domain_context():
@@ -195,7 +196,7 @@ class Sweep:
         wanted: dict[str, set[str]] = {}
         for item in open_items:
             wanted.setdefault(queues[item.task], set()).add(task_id(item.task, item.key))
-        sighting = locate(self.celery, wanted)
+        sighting = broker_for(self.celery).locate(wanted)
         # A copy may have been handled while the broker was searched: ask the database again.
         still_open = self._unsettled(open_items)
         self._forget_settled([i for i in _without(open_items, still_open) if (i.task, i.key) in from_ledger], report)

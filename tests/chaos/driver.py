@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from protean_celery.testing.worker import BeatProcess, WorkerProcess
+from protean_celery.testing.processes import BeatProcess, WorkerProcess
 from tests.examples.saga_facts import COMPENSATED, COMPLETED, saga_facts
 
 APP = "tests.chaos.chaos_app"

@@ -21,7 +21,7 @@ from kombu import Connection
 from sqlalchemy import create_engine
 
 from protean_celery.deadletter import DeadLetter, DeadLetters
-from protean_celery.testing.worker import WorkerProcess
+from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT, place_order_payloads
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@
 CI once lost a whole chaos run to this: Redis was killed while the worker held an
 unacknowledged message and had a ``BRPOP`` in flight; Celery's cleanup of the lost
 connection raised ``AttributeError`` inside Kombu, the worker main process exited
-("Unrecoverable error") and nothing consumed again. See ``protean_celery/consumer.py``.
+("Unrecoverable error") and nothing consumed again. See ``protean_celery/worker/connection.py``.
 """
 
 import logging
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from protean_celery.consumer import close_quietly
+from protean_celery.worker.connection import close_quietly
 from protean_celery.testing.servers import RedisServer
 from tests.integration.orders import ROOT
 
@@ -54,7 +54,7 @@ def test_closing_a_lost_redis_connection_kombu_left_half_closed_is_logged_not_ra
         redis.restart()
         connection, message = _half_closed(redis, guarded=True)
         errors = connection.connection_errors
-        with caplog.at_level(logging.WARNING, logger="protean_celery.consumer"):
+        with caplog.at_level(logging.WARNING, logger="protean_celery.worker.connection"):
             connection.close()
         with pytest.raises(errors, match="lost and replaced"):
             message.ack()  # a connection error, which Celery's ack_log_error logs as "Couldn't ack"

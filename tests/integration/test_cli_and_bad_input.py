@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from protean_celery.testing.worker import WorkerProcess
+from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ import redis
 from celery import Celery
 from sqlalchemy import create_engine, text
 
-from protean_celery.redelivery.reclaim import reclaim
-from protean_celery.testing.worker import WorkerProcess
+from protean_celery.broker import broker_for
+from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT, place_order_payloads
 
 pytestmark = pytest.mark.integration
@@ -54,18 +54,19 @@ def test_a_message_held_by_a_killed_worker_is_reclaimed_only_once_no_worker_hold
     assert setup.returncode == 0, setup.stderr
     payload = place_order_payloads(env, ["held-1"])["held-1"]
     client = Celery(broker=env["CELERY_BROKER_URL"])
+    broker = broker_for(client)
     log = tmp_path / "worker.log"
     first = WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT, log_path=log).start()
     client.send_task(COMMANDS, args=(payload,), task_id="held-1", queue=COMMANDS, countdown=25)
     first.wait_for("Task protean.orders.commands.Order[held-1] received", timeout=30)
     assert _unacked(env) == 1
-    assert reclaim(client, older_than=0) == []  # scheduled in a live worker: left alone
+    assert broker.reclaim(older_than=0) == []  # scheduled in a live worker: left alone
     first.kill()  # kill -9 the whole worker: the message stays in Redis' unacked hash
-    assert reclaim(client, older_than=0) == []  # no worker answers: nobody could run it now
+    assert broker.reclaim(older_than=0) == []  # no worker answers: nobody could run it now
     assert _unacked(env) == 1
 
     with WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT, log_path=log) as second:
-        [back] = reclaim(client, older_than=0)
+        [back] = broker.reclaim(older_than=0)
         assert (back.task, back.task_id) == (COMMANDS, "held-1")
         second.wait_for("Task protean.orders.commands.Order[held-1] succeeded", timeout=60)
         deadline = time.monotonic() + 30

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from protean_celery.testing.worker import BeatProcess, WorkerProcess
+from protean_celery.testing.processes import BeatProcess, WorkerProcess
 from tests.integration.orders import ROOT
 
 pytestmark = pytest.mark.integration

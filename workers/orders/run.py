@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from protean_celery.embedded import EmbeddedRedis
-from protean_celery.testing.worker import BeatProcess, WorkerProcess
+from protean_celery.testing.processes import BeatProcess, WorkerProcess
 
 APP = "workers.orders.app"
 

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from celery import concurrency
 
-from protean_celery.pool import AsynPool, TaskPool
+from protean_celery.worker.pool import AsynPool, TaskPool
 
 
 class _Hub:

@@ -4,7 +4,7 @@ import json
 
 from kombu.message import Message
 
-from protean_celery.consumer import raw_body, task_argument
+from protean_celery.worker.consumer import raw_body, task_argument
 
 
 def _message(body, content_type="application/json", content_encoding="utf-8"):
@@ -37,7 +37,7 @@ def test_an_undecodable_task_body_is_kept_raw():
 
 
 def test_check_names_a_worker_consumer_that_would_drop_undecodable_bodies(shop_app):
-    from protean_celery.cli.inspect import problems
+    from protean_celery.cli.check import problems
 
     assert not [line for line in problems(shop_app) if "worker_consumer" in line]
     shop_app.conf.worker_consumer = "celery.worker.consumer:Consumer"

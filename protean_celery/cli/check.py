@@ -1,4 +1,4 @@
-"""``celery -A app protean topology`` and ``… protean check``."""
+"""``celery -A app protean check``: configuration and topology problems, and weaker guarantees."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-__all__ = ["topology", "check", "problems"]
+__all__ = ["GUARANTEES", "check", "problems", "warnings"]
 
 #: Celery settings the delivery guarantees rely on, and why.
 GUARANTEES: dict[str, tuple[Any, str]] = {
@@ -18,15 +18,6 @@ GUARANTEES: dict[str, tuple[Any, str]] = {
     "worker_prefetch_multiplier": (1, "prefetched messages wait behind long handlers"),
     "task_serializer": ("json", "payloads must be JSON, never pickle"),
 }
-
-
-@click.command()
-@click.pass_context
-def topology(ctx: click.Context) -> None:
-    """Print exchanges, queues, bindings and tasks."""
-    from protean_celery.cli import app_of
-
-    click.echo(app_of(ctx).topology.describe())
 
 
 @click.command()
@@ -94,7 +85,7 @@ def problems(app: Any) -> list[str]:
         found.append("accept_content allows pickle: task payloads must be JSON only.")
     if not _parks_undecodable(conf.get("worker_consumer")):
         found.append(
-            f"Celery setting worker_consumer = {conf.get('worker_consumer')!r} is not protean_celery.consumer:Consumer "
+            f"Celery setting worker_consumer = {conf.get('worker_consumer')!r} is not protean_celery.worker.consumer:Consumer "
             "or a subclass, so task messages whose body cannot be decoded are dropped without a dead letter: "
             "use it or subclass it."
         )
@@ -106,7 +97,7 @@ def problems(app: Any) -> list[str]:
 def _parks_undecodable(consumer: Any) -> bool:
     from celery.utils.imports import symbol_by_name
 
-    from protean_celery.consumer import Consumer
+    from protean_celery.worker.consumer import Consumer
 
     try:
         cls = symbol_by_name(consumer) if isinstance(consumer, str) else consumer

@@ -1,0 +1,174 @@
+"""The broker adapter for Kombu's Redis transport: the one place that reads its internals (I/O).
+
+Kombu's Redis transport keeps each queue as one list per priority level and
+records every message a worker takes in its ``unacked`` hash (with the time it
+was taken in the ``unacked_index`` sorted set) until the worker acknowledges it.
+Handler tasks acknowledge late, so that hash holds whatever workers have
+reserved, are running or wait to retry, including the messages of a worker that
+was killed. Kombu names used here and nowhere else: the channel's ``client``,
+``_size``, ``_q_for_pri``, ``priority_steps``, ``unacked_key``,
+``unacked_index_key`` and ``qos.restore_by_tag``.
+
+**Search** (``locate``): a task is present when its id is in its queue's lists
+or in the unacked hash; no need to ask the workers. A queue longer than the scan
+limit is unsure (reading it would cost more than waiting for it to drain).
+
+**Reclaim**: Kombu puts an unacked message back on its queue only after
+``visibility_timeout`` (an hour by default), because it cannot tell a slow
+worker from a dead one. Entries nobody will ever acknowledge are left behind
+when a worker main process is killed (its reserved and running messages), or
+when Redis restarts while a worker holds messages (the acknowledgements go to
+the lost connection, and messages it had reserved but not started are dropped
+from the worker on reconnect). :meth:`RedisBroker.reclaim` asks the workers
+instead: an entry older than ``older_than`` seconds whose task id no worker
+reports (Celery's ``query_task``: active, reserved or scheduled) is put back on
+its queue with Kombu's own ``restore_by_tag`` (a transaction: an entry
+acknowledged meanwhile is left alone). When no worker answers, nothing is
+reclaimed: nobody could run it now, and the workers may only be slow. A message
+reclaimed from a live worker that did not answer in time runs twice; the inbox
+absorbs the second run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from protean_celery.broker.base import Reclaimed, Sighting
+from protean_celery.broker.memory import virtual_depths
+from protean_celery.broker.workers import held_by_workers
+
+__all__ = ["RedisBroker"]
+
+logger = logging.getLogger(__name__)
+
+
+class RedisBroker:
+    """Kombu's ``redis://``, ``rediss://``, ``redis+socket://`` and ``sentinel://`` transports.
+
+    Args:
+        celery: the Celery app (its broker connection and remote control).
+    """
+
+    def __init__(self, celery: Any) -> None:
+        self.celery = celery
+
+    def depths(self, queues: Iterable[str]) -> dict[str, int]:
+        """Messages waiting in each queue (every priority level)."""
+        return virtual_depths(self.celery, queues)
+
+    def in_flight(self, *, ignore: Collection[str] = (), timeout: float = 1.0) -> int:
+        """Entries of the unacked hash: every message taken and not acknowledged (``ignore`` is not applied)."""
+        with self.celery.connection_for_read() as connection:
+            channel = connection.default_channel
+            return int(channel.client.hlen(channel.unacked_key))
+
+    def locate(self, wanted: Mapping[str, set[str]], *, scan_limit: int = 10_000, timeout: float = 1.0) -> Sighting:
+        """Task ids in their queue's lists or in the unacked hash; a queue over ``scan_limit`` is unsure."""
+        sighting = Sighting()
+        ids = set().union(*wanted.values()) if wanted else set()
+        if not ids:
+            return sighting
+        with self.celery.connection_for_read() as connection:
+            channel = connection.default_channel
+            client = channel.client
+            prefix = str(getattr(client, "global_keyprefix", "") or "")
+            for queue, queue_ids in wanted.items():
+                if int(channel._size(queue)) > scan_limit:
+                    sighting.unsure.add(queue)
+                    continue
+                sighting.found.update(_queued(channel, client, prefix, queue) & queue_ids)
+            for raw in client.hvals(prefix + channel.unacked_key):
+                if (task_id := _unacked_id(raw)) in ids:
+                    sighting.found.add(task_id)
+        return sighting
+
+    def reclaim(self, older_than: float, *, timeout: float = 1.0, limit: int = 1000) -> list[Reclaimed]:
+        """Put back on their queues the unacked messages older than ``older_than`` s that no worker holds.
+
+        Args:
+            older_than: seconds since a worker took the message.
+            timeout: how long to wait for the workers' answers.
+            limit: entries looked at per call (the oldest first).
+        """
+        with self.celery.connection_for_write() as connection:
+            channel = connection.default_channel
+            client = channel.client
+            candidates = _taken_before(channel, client, older_than, limit)
+            if not candidates:
+                return []
+            held, answers = held_by_workers(self.celery, {entry[1] for entry in candidates.values()}, timeout)
+            if not answers:  # nobody could run them now, and the workers may only be slow
+                return []
+            reclaimed = []
+            for tag, (task, task_id, routing_key, held_for) in candidates.items():
+                if task_id in held:
+                    continue
+                channel.qos.restore_by_tag(tag, client)
+                reclaimed.append(Reclaimed(task, task_id, routing_key, held_for))
+                logger.warning(
+                    "redelivery sweep: %s[%s] was taken by a worker %.0f s ago and no worker holds it now; "
+                    "put back on its queue (routing key %s)", task, task_id, held_for, routing_key,
+                )
+        return reclaimed
+
+
+def _queued(channel: Any, client: Any, prefix: str, queue: str) -> set[str]:
+    """Task ids in every priority list of ``queue``."""
+    found = set()
+    for priority in channel.priority_steps:
+        for raw in client.lrange(prefix + channel._q_for_pri(queue, priority), 0, -1):
+            task_id = _task_id(raw)
+            if task_id is not None:
+                found.add(task_id)
+    return found
+
+
+def _taken_before(channel: Any, client: Any, older_than: float, limit: int) -> dict[Any, tuple[str, str, str, float]]:
+    """Unacked entries taken more than ``older_than`` s ago, by delivery tag: (task, task id, routing key, age)."""
+    now = time.time()
+    old = client.zrange(channel.unacked_index_key, 0, now - older_than, byscore=True, offset=0, num=limit,
+                        withscores=True)
+    candidates = {}
+    for tag, taken_at in old or []:
+        entry = _entry(client.hget(channel.unacked_key, tag))
+        if entry is not None:
+            candidates[tag] = (*entry, now - float(taken_at))
+    return candidates
+
+
+def _entry(raw: Any) -> tuple[str, str, str] | None:
+    """(task name, task id, routing key) of an unacked hash value ``[message, exchange, routing_key]``."""
+    try:
+        message, _exchange, routing_key = json.loads(raw)
+        headers = message["headers"]
+        return str(headers["task"]), str(headers["id"]), str(routing_key)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _unacked_id(raw: Any) -> str | None:
+    """The task id of an unacked hash value, or None."""
+    try:
+        message = json.loads(raw)[0]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+    return _headers_id(message)
+
+
+def _task_id(raw: Any) -> str | None:
+    """The task id of a queued message, or None."""
+    try:
+        return _headers_id(json.loads(raw))
+    except (ValueError, TypeError):
+        return None
+
+
+def _headers_id(message: Any) -> str | None:
+    if isinstance(message, dict) and isinstance(message.get("headers"), dict):
+        value = message["headers"].get("id")
+        return str(value) if value is not None else None
+    return None

@@ -1,0 +1,30 @@
+"""``protean check``: problems that break a guarantee, warnings that weaken one, and the exit code."""
+
+from types import SimpleNamespace
+
+from click.testing import CliRunner
+
+from protean_celery.cli import protean
+from protean_celery.cli.check import problems, warnings
+
+
+def test_check_reports_an_amqp_broker_without_publisher_confirms(shop_app):
+    shop_app.conf.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+    assert not [line for line in problems(shop_app) if "confirm_publish" in line]  # the default is on
+    shop_app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    assert [line for line in problems(shop_app) if "confirm_publish" in line]
+
+
+def test_check_warns_when_nothing_would_republish_a_message_redis_lost(shop_app):
+    shop_app.conf.broker_url = "redis://127.0.0.1:6379/0"
+    assert not shop_app.runtime.sweep.enabled  # the memory provider keeps no inbox markers
+    assert [line for line in warnings(shop_app) if "redelivery sweep is off" in line]
+    shop_app.conf.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+    assert not [line for line in warnings(shop_app) if "redelivery sweep" in line]
+
+
+def test_check_exits_1_and_names_each_problem(shop_app):
+    shop_app.conf.task_acks_late = False
+    result = CliRunner().invoke(protean, ["check"], obj=SimpleNamespace(app=shop_app))
+    assert result.exit_code == 1
+    assert "PROBLEM  Celery setting task_acks_late = False weakens a guarantee" in result.output
