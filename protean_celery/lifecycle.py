@@ -6,7 +6,7 @@
 * ``worker_process_shutdown``: close the domain's connections.
 * ``celeryd_init`` / ``beat_init``: stop at start when no broker is configured.
 * ``task_unknown`` / ``task_rejected``: dead-letter what the consumer turns away
-  (see :mod:`protean_celery.consumer`).
+  (see :mod:`protean_celery.worker.consumer`).
 
 Protean's ``Engine`` is never run inside a worker: its shutdown closes the domain.
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import signals
 
-from protean_celery import consumer
+from protean_celery.worker import consumer
 
 if TYPE_CHECKING:
     from protean_celery.app import ProteanCelery

@@ -34,7 +34,7 @@ retries exhausted             dead-lettered with error, traceback and
 
 Messages that never reach a task body (a body that is not valid JSON, an
 unknown task name, content Celery refuses) are dead-lettered by the worker's
-consumer instead: see :mod:`protean_celery.consumer`.
+consumer instead: see :mod:`protean_celery.worker.consumer`.
 
 ``handle_error`` is called on every failed attempt, as Protean calls it. Every
 delay is jittered ±25%. After a handler commits, the task nudges the relay so

@@ -17,7 +17,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from protean_celery.testing.worker import WorkerProcess
+from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT, rows
 
 pytestmark = pytest.mark.integration
