@@ -59,16 +59,36 @@ def guard_app_loading() -> None:
 
 def _guarded(find_app: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(app: str, *args: Any, **kwargs: Any) -> Any:
-        from protean.exceptions import ConfigurationError
-
         from protean_celery.cli.errors import one_line
-        from protean_celery.errors import ProteanCeleryError
 
         try:
             return find_app(app, *args, **kwargs)
-        except (ProteanCeleryError, ConfigurationError) as error:
-            click.echo(f"Error: cannot load {app}: {one_line(str(error))}", err=True)
+        except Exception as error:
+            cause = _configuration_error(error)
+            if cause is None:
+                raise
+            click.echo(f"Error: cannot load {app}: {one_line(str(cause))}", err=True)
             sys.exit(1)
 
     guarded._protean_celery_guard = True  # type: ignore[attr-defined]
     return guarded
+
+
+def _configuration_error(error: BaseException) -> BaseException | None:
+    """Our typed error or Protean's ``ConfigurationError`` in ``error``'s chain.
+
+    Celery re-raises an import failure as ``ValueError("Couldn't import …")`` with the
+    original as its context.
+    """
+    from protean.exceptions import ConfigurationError
+
+    from protean_celery.errors import ProteanCeleryError
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ProteanCeleryError | ConfigurationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
