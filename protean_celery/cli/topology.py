@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import click
 
+from protean_celery.cli.output import echo_json, json_option
+
 __all__ = ["topology"]
 
 
 @click.command()
+@json_option
 @click.pass_context
-def topology(ctx: click.Context) -> None:
+def topology(ctx: click.Context, as_json: bool) -> None:
     """Print exchanges, queues, bindings and tasks."""
     from protean_celery.cli import app_of
 
-    click.echo(app_of(ctx).topology.describe())
+    shape = app_of(ctx).topology
+    if as_json:
+        echo_json(shape.as_dict())
+    else:
+        click.echo(shape.describe())

@@ -11,11 +11,19 @@ starts an embedded Redis and sets it for you.
 
 from __future__ import annotations
 
+from celery import Celery
+
 import protean_celery  # noqa: F401  (registers the SQL event store before init)
 from protean_celery import ProteanCelery, prepare_databases
+from protean_celery.cli import help_requested
 from workers.orders.domain import domain
 
-prepare_databases(domain.config)
-domain.init(traverse=False)
-
-app = ProteanCelery(domain)
+app: Celery
+if help_requested():
+    # `celery -A workers.orders.app … --help` imports this module too: answer
+    # without creating the state folder or connecting to a database.
+    app = Celery("protean.orders")
+else:
+    prepare_databases(domain.config)
+    domain.init(traverse=False)
+    app = ProteanCelery(domain)
