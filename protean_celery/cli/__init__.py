@@ -18,7 +18,27 @@ from protean_celery.cli.outbox import outbox
 __all__ = ["protean", "app_of"]
 
 
-@click.group(name="protean")
+class _Commands(click.Group):
+    """Sub-commands whose failures are one redacted line (``Error: …``, exit 1), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from protean_celery.errors import ProteanCeleryError
+        from protean_celery.redact import redact, secrets_of
+        from protean_celery.startup import configured_uris, redacted_errors
+
+        app = getattr(ctx.find_root().obj, "app", None)
+        config = getattr(getattr(app, "domain", None), "config", None) or {}
+        broker = str(getattr(getattr(app, "conf", None), "broker_url", "") or "")
+        try:
+            command = " ".join(["protean", *[*getattr(ctx, "protected_args", []), *ctx.args][:1]])
+            with redacted_errors(config, command, extra_uris=(broker,)):
+                return super().invoke(ctx)
+        except ProteanCeleryError as exc:
+            secrets = secrets_of([*configured_uris(config), broker])
+            raise click.ClickException(redact(str(exc), secrets)) from None
+
+
+@click.group(name="protean", cls=_Commands)
 @click.pass_context
 def protean(ctx: click.Context) -> None:
     """Protean domain tooling for this Celery app."""

@@ -12,10 +12,10 @@ starts an embedded Redis and sets it for you.
 from __future__ import annotations
 
 import protean_celery  # noqa: F401  (registers the SQL event store before init)
-from protean_celery import ProteanCelery, prepare_databases
+from protean_celery import ProteanCelery, init_domain, prepare_databases
 from workers.orders.domain import domain
 
 prepare_databases(domain.config)
-domain.init(traverse=False)
+init_domain(domain, traverse=False)  # domain.init(), errors without passwords
 
 app = ProteanCelery(domain)
