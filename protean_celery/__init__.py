@@ -26,6 +26,7 @@ from protean_celery.errors import (  # noqa: E402
     TopologyError,
     UnknownHandlerError,
 )
+from protean_celery.startup import init_domain  # noqa: E402
 from protean_celery.storage import prepare_databases  # noqa: E402
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ProteanCelery",
     "prepare_databases",
+    "init_domain",
     "ProteanCeleryError",
     "ConfigurationError",
     "TopologyError",

@@ -30,12 +30,17 @@ def encode(message: Message) -> dict[str, Any]:
     return message.to_dict()
 
 
-def decode(payload: Any) -> Message:
+def decode(payload: Any, require_checksum: bool = True) -> Message:
     """Rebuild and verify a Protean message from a task payload.
 
+    Args:
+        payload: the task's argument.
+        require_checksum: refuse a payload without ``metadata.envelope.checksum``
+            (``[custom.celery] accept_unsigned = true`` turns this off).
+
     Raises:
-        DecodeError: the payload is not a Protean message dict, or its checksum
-            does not match its data.
+        DecodeError: the payload is not a Protean message dict, has no checksum
+            (when one is required), or its checksum does not match its data.
     """
     if not isinstance(payload, Mapping) or "data" not in payload or "metadata" not in payload:
         raise DecodeError(
@@ -53,6 +58,13 @@ def decode(payload: Any) -> Message:
             payload=_preview(payload),
         ) from exc
     envelope = message.metadata.envelope if message.metadata else None
+    if require_checksum and (envelope is None or not envelope.checksum):
+        raise DecodeError(
+            "Task payload has no checksum (metadata.envelope.checksum), so it may have been forged or tampered "
+            "with: messages written by Protean always carry one. Find who sent it; set [custom.celery] "
+            "accept_unsigned = true only while migrating from unsigned producers.",
+            payload=_preview(payload),
+        )
     if envelope is not None and envelope.checksum and not message.verify_integrity():
         raise DecodeError(
             "Task payload failed Protean's checksum check: metadata.envelope.checksum does not match its "

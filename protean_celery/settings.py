@@ -103,6 +103,9 @@ class CelerySettings:
             must stay below ``inbox_retention_hours``.
         redelivery_attempts: republications of one lost message before the sweep
             dead-letters it.
+        accept_unsigned: run task payloads without Protean's checksum
+            (``metadata.envelope.checksum``) instead of dead-lettering them; for a
+            migration from producers that do not sign, off by default.
     """
 
     broker_url: str | None = None
@@ -124,6 +127,7 @@ class CelerySettings:
     redeliver_after: float = 300.0
     sweep_horizon_hours: float = 24.0
     redelivery_attempts: int = 3
+    accept_unsigned: bool = False
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.

@@ -16,6 +16,7 @@ from sqlalchemy import Column, create_engine, event, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from protean_celery.errors import ConfigurationError
+from protean_celery.redact import redact_url
 
 __all__ = ["make_engine", "safe_url", "parse_url", "tune_sqlite", "existing_pairs"]
 
@@ -32,9 +33,8 @@ def parse_url(uri: str, where: str) -> URL:
 
 
 def safe_url(url: URL | str) -> str:
-    """``url`` with its password hidden, for messages and logs."""
-    parsed = url if isinstance(url, URL) else make_url(url)
-    return parsed.render_as_string(hide_password=True)
+    """``url`` with its password hidden, for messages and logs (see :mod:`protean_celery.redact`)."""
+    return redact_url(url)
 
 
 def make_engine(uri: str, where: str, **pool: Any) -> Engine:

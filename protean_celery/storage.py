@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from protean_celery.errors import ConfigurationError
+from protean_celery.redact import redact_url
 
 __all__ = ["prepare_databases", "setup", "setup_outbox", "drop", "truncate", "database_uris"]
 
@@ -47,8 +48,16 @@ def prepare_databases(config: Any) -> list[str]:
         The URIs (passwords hidden) of the databases that were created.
 
     Raises:
-        ConfigurationError: a URI that cannot be parsed.
+        ConfigurationError: a URI that cannot be parsed, or a database that cannot
+            be reached (the message masks its password).
     """
+    from protean_celery.startup import redacted_errors
+
+    with redacted_errors(config, "Preparing the databases"):
+        return _create_missing(config)
+
+
+def _create_missing(config: Any) -> list[str]:
     from sqlalchemy_utils import create_database, database_exists
 
     created = []
@@ -60,7 +69,7 @@ def prepare_databases(config: Any) -> list[str]:
             continue
         if not database_exists(url):
             create_database(url)
-            created.append(url.render_as_string(hide_password=True))
+            created.append(redact_url(url))
     return created
 
 

@@ -22,7 +22,6 @@ import click
 
 __all__ = ["ProteanGroup", "one_line", "user_error_message"]
 
-_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@")
 
 
 def user_error_message(error: BaseException, app: Any = None, app_name: str = "<app>") -> str | None:
@@ -49,19 +48,25 @@ class ProteanGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; a user error becomes a ``click.ClickException`` (exit 1)."""
+        from protean_celery.redact import redact, secrets_of
+        from protean_celery.startup import configured_uris, redacted_errors
+
+        root = ctx.find_root()
+        app = getattr(root.obj, "app", None)
+        config = getattr(getattr(app, "domain", None), "config", None) or {}
+        broker = str(getattr(getattr(app, "conf", None), "broker_url", "") or "")
+        command = " ".join(["protean", *[*getattr(ctx, "protected_args", []), *ctx.args][:1]])
         try:
-            with _user_errors_not_logged():
+            with _user_errors_not_logged(), redacted_errors(config, command, extra_uris=(broker,)):
                 return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as error:
-            root = ctx.find_root()
-            app = getattr(root.obj, "app", None)
             name = root.params.get("app")
             message = user_error_message(error, app, name if isinstance(name, str) else "<app>")
             if message is None:
                 raise
-            raise click.ClickException(message) from None
+            raise click.ClickException(redact(message, secrets_of([*configured_uris(config), broker]))) from None
 
 
 @contextmanager
@@ -93,8 +98,10 @@ def _not_a_user_error(record: logging.LogRecord) -> bool:
 
 def one_line(text: str) -> str:
     """The first line of ``text``, with any password in a URL masked."""
+    from protean_celery.redact import redact_url
+
     first = text.strip().splitlines()[0] if text.strip() else text
-    return _PASSWORD.sub(r"\1***@", first)
+    return redact_url(first)
 
 
 def _is_broker_error(error: BaseException) -> bool:

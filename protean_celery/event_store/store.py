@@ -80,7 +80,8 @@ class SQLEventStore(BaseEventStore):
         """Create the database (when missing) and the table and indexes (idempotent)."""
         from protean_celery.storage import prepare_databases
 
-        prepare_databases({"event_store": {"provider": "sqlalchemy", "database_uri": str(self.engine.url)}})
+        uri = self.engine.url.render_as_string(hide_password=False)  # str() would mask the password
+        prepare_databases({"event_store": {"provider": "sqlalchemy", "database_uri": uri}})
         with self._errors():
             metadata.create_all(self.engine)
             if self._postgres:

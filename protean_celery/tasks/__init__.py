@@ -176,7 +176,7 @@ def _serial_key(route: Route, message: Any) -> str | None:
 def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
     """The decoded message, once it passed every check of :mod:`protean_celery.intake`."""
     check_size(payload, runtime.settings.max_payload_bytes, route.task_name)
-    message = decode(payload)
+    message = decode(payload, require_checksum=not runtime.settings.accept_unsigned)
     domain = runtime.domain
     check_domain(message, route.spec, domain.normalized_name, domain.camel_case_name, runtime.topology.known_types)
     check_type(message, route.spec, lambda name: _resolve_type(domain, name))

@@ -64,18 +64,21 @@ class RedisServer(_Server):
         persistent: keep an append-only file fsynced on every write, so a
             ``kill -9`` and ``restart()`` lose no queued message (as a broker
             you rely on must be configured); off by default (faster tests).
+        password: require it from every client (``requirepass``); the URL carries it.
     """
 
-    def __init__(self, binary: str | None = None, persistent: bool = False) -> None:
+    def __init__(self, binary: str | None = None, persistent: bool = False, password: str | None = None) -> None:
         super().__init__()
         self.binary = binary
         self.persistent = persistent
+        self.password = password
         self.server: RedisProcess | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:<port>/0`` (``redis://:<password>@…`` with a password)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> RedisServer:
         """Start and wait until it answers ``PING``."""
@@ -83,8 +86,10 @@ class RedisServer(_Server):
         self.directory = Path(tempfile.mkdtemp(prefix="protean-redis-"))
         self.port = self.port or free_port()
         durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        auth = ["--requirepass", self.password] if self.password else []
         self.server = RedisProcess(
-            ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *durability, "--dir", str(self.directory)],
+            ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *durability, "--dir", str(self.directory),
+             *auth],
             log=self.directory / "redis.log",
             client=self._client,
             where=f"on port {self.port}",
@@ -100,7 +105,7 @@ class RedisServer(_Server):
     def _client(self) -> Any:
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=1)
 
     def kill(self) -> None:
         """``kill -9`` the server (queued messages survive only when ``persistent``)."""
@@ -121,7 +126,16 @@ class RedisServer(_Server):
 
 
 class PostgresServer(_Server):
-    """A PostgreSQL cluster (``initdb`` + ``postgres``) on a free 127.0.0.1 port."""
+    """A PostgreSQL cluster (``initdb`` + ``postgres``) on a free 127.0.0.1 port.
+
+    Args:
+        password: the ``postgres`` user's password, required over TCP
+            (``scram-sha-256``); without one, connections are trusted.
+    """
+
+    def __init__(self, password: str | None = None) -> None:
+        super().__init__()
+        self.password = password
 
     @property
     def url(self) -> str:
@@ -129,8 +143,9 @@ class PostgresServer(_Server):
         return self.database_url("postgres")
 
     def database_url(self, name: str) -> str:
-        """The URL of database ``name`` on this server."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        """The URL of database ``name`` on this server (with the password, if any)."""
+        auth = f"postgres:{self.password}" if self.password else "postgres"
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{name}"
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
         """``initdb`` a fresh cluster and start it; wait until it accepts connections."""
@@ -140,7 +155,7 @@ class PostgresServer(_Server):
         if user is not None:
             os.chown(self.directory, user.pw_uid, user.pw_gid)
         data = self.directory / "data"
-        self._run([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"], user)
+        self._run([initdb, "-D", str(data), "-U", "postgres", *self._auth(user), "-E", "UTF8", "--no-sync"], user)
         self.port = free_port()
         options = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                    "-c", "max_connections=200", "-c", f"unix_socket_directories={self.directory}",
@@ -152,6 +167,22 @@ class PostgresServer(_Server):
         )
         self._wait_ready(timeout)
         return self
+
+    def _auth(self, user: pwd.struct_passwd | None) -> list[str]:
+        if not self.password:
+            return ["-A", "trust"]
+        assert self.directory is not None
+        secret = self.directory / "pwfile"
+        secret.write_text(self.password + "\n")
+        if user is not None:
+            os.chown(secret, user.pw_uid, user.pw_gid)
+        return ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", password=self.password,
+                                dbname="postgres")
 
     def create_database(self, name: str) -> str:
         """Create database ``name`` (dropping an old one) and return its URL."""
@@ -176,9 +207,7 @@ class PostgresServer(_Server):
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def _admin(self, statement: str) -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        conn = self._connect()
         conn.autocommit = True
         try:
             with conn.cursor() as cursor:
@@ -194,7 +223,7 @@ class PostgresServer(_Server):
             if self.process is not None and self.process.poll() is not None:
                 raise ServerError(f"postgres exited with {self.process.returncode}: {self._log()}")
             try:
-                psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres").close()
+                self._connect().close()
                 return
             except psycopg2.OperationalError:
                 time.sleep(0.05)

@@ -127,8 +127,12 @@ def test_poison_ends_in_the_dead_letter_queue_and_the_cli_shows_it(env):
     with WorkerProcess(APP, concurrency=1, env=env) as worker:
         from celery import Celery
 
+        from protean.utils.eventing import MessageEnvelope
+
         client = Celery(broker=env["CELERY_BROKER_URL"])
-        client.send_task("protean.orders.OrderFulfillment", args=({"data": {}, "metadata": {"headers": {}}},),
+        signed = {"checksum": MessageEnvelope.compute_checksum({})}  # signed, but no data Protean can rebuild
+        poison = {"data": {}, "metadata": {"headers": {}, "envelope": signed}}
+        client.send_task("protean.orders.OrderFulfillment", args=(poison,),
                          task_id="poison-2", queue="protean.orders.OrderFulfillment")
         worker.wait_for("message dead-lettered as", timeout=30)
     listed = celery(env, "protean", "dlq", "list", "--task", "protean.orders.OrderFulfillment").stdout

@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -28,9 +29,20 @@ def test_tampered_payload_fails_the_checksum(command_message):
         envelope.decode(payload)
 
 
+def test_a_payload_without_a_checksum_is_refused_unless_unsigned_messages_are_accepted(command_message):
+    payload = copy.deepcopy(envelope.encode(command_message))
+    payload["metadata"]["envelope"]["checksum"] = None
+    with pytest.raises(DecodeError, match="has no checksum"):
+        envelope.decode(payload)
+    del payload["metadata"]["envelope"]
+    with pytest.raises(DecodeError, match="has no checksum"):
+        envelope.decode(payload)
+    assert envelope.decode(payload, require_checksum=False).data == payload["data"]
+
+
 def test_decoding_leaves_the_payload_as_it_arrived():
     payload = {"data": {}, "metadata": {"headers": {}}}
-    envelope.decode(payload)  # Protean's DeserializationError comes later, from the handler
+    envelope.decode(payload, require_checksum=False)  # Protean's DeserializationError comes later, from the handler
     assert payload == {"data": {}, "metadata": {"headers": {}}}  # Protean fills parts in place
 
 

@@ -68,6 +68,7 @@ def test_per_handler_options_inherit_the_defaults():
         ({"redelivery_attempts": 0}, "redelivery_attempts must be at least 1"),
         ({"sweep_horizon_hours": 200}, "stay below inbox_retention_hours (168)"),
         ({"inbox_retention_hours": 12}, "sweep_horizon_hours (24) must exceed"),
+        ({"accept_unsigned": "yes"}, "accept_unsigned must be true or false, got 'yes'"),
     ],
 )
 def test_bad_settings_name_what_to_fix(table, words):
@@ -84,3 +85,8 @@ def test_a_top_level_celery_table_is_reported():
 def test_max_payload_bytes_defaults_to_a_mebibyte_and_zero_means_no_limit():
     assert load_settings({}).max_payload_bytes == 1_048_576
     assert load_settings({"custom": {"celery": {"max_payload_bytes": "0"}}}).max_payload_bytes == 0
+
+
+def test_unsigned_messages_are_refused_unless_accepted_for_a_migration():
+    assert load_settings({}).accept_unsigned is False
+    assert load_settings({"custom": {"celery": {"accept_unsigned": True}}}).accept_unsigned is True

@@ -14,7 +14,7 @@ from __future__ import annotations
 from celery import Celery
 
 import protean_celery  # noqa: F401  (registers the SQL event store before init)
-from protean_celery import ProteanCelery, prepare_databases
+from protean_celery import ProteanCelery, init_domain, prepare_databases
 from protean_celery.cli import help_requested
 from workers.orders.domain import domain
 
@@ -25,5 +25,5 @@ if help_requested():
     app = Celery("protean.orders")
 else:
     prepare_databases(domain.config)
-    domain.init(traverse=False)
+    init_domain(domain, traverse=False)  # domain.init(), errors without passwords
     app = ProteanCelery(domain)
