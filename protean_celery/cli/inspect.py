@@ -34,9 +34,10 @@ def topology(ctx: click.Context) -> None:
 def check(ctx: click.Context) -> None:
     """Validate configuration and topology; exit 1 on any problem."""
     from protean_celery.cli import app_of
+    from protean_celery.declared import unhonoured
 
     app = app_of(ctx)
-    found = problems(app)
+    found = problems(app) + [str(item) for item in unhonoured(app.domain)]
     for line in found:
         click.echo(f"PROBLEM  {line}")
     for line in warnings(app):
