@@ -1,6 +1,6 @@
 """``celery -A app protean …``: registered through the ``celery.commands`` entry point.
 
-Sub-commands: ``topology``, ``check``, ``status``, ``db setup|setup-outbox|drop|truncate``,
+Sub-commands: ``topology``, ``check``, ``status``, ``drain``, ``db setup|setup-outbox|drop|truncate``,
 ``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``.
 """
 
@@ -12,6 +12,7 @@ import click
 
 from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq, status
+from protean_celery.cli.drain import drain
 from protean_celery.cli.inspect import check, topology
 from protean_celery.cli.outbox import outbox
 
@@ -46,3 +47,4 @@ protean.add_command(db)
 protean.add_command(dlq)
 protean.add_command(status)
 protean.add_command(outbox)
+protean.add_command(drain)
