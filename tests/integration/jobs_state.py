@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -68,3 +69,11 @@ def broker_idle(url: str) -> bool:
     client = redis.Redis.from_url(url)
     queued = sum(client.llen(key) for key in client.keys("protean.*") if client.type(key) == b"list")
     return queued == 0 and client.hlen("unacked") == 0
+
+
+def jobs_env(redis_url: str, state: Path, db: int) -> dict[str, str]:
+    """The environment of the jobs app on Redis database ``db`` (flushed) with its state in ``state``."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return {**os.environ, "CELERY_BROKER_URL": url, "PROTEAN_CELERY_STATE": str(state),
+            "PROTEAN_NO_AUTO_LOGGING": "1", "PYTHONPATH": str(ROOT)}

@@ -1,23 +1,17 @@
 """``celery -A app protean drain`` on a real Redis and SQLite, with no worker running."""
 
 import json
-import os
 
 import pytest
-import redis
 
-from tests.integration.jobs_state import JobsState, celery, place
-from tests.integration.orders import ROOT
+from tests.integration.jobs_state import JobsState, celery, jobs_env, place
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def env(redis_server, tmp_path):
-    url = redis_server.url.rsplit("/", 1)[0] + "/8"
-    redis.Redis.from_url(url).flushdb()
-    return {**os.environ, "CELERY_BROKER_URL": url, "PROTEAN_CELERY_STATE": str(tmp_path),
-            "PROTEAN_NO_AUTO_LOGGING": "1", "PYTHONPATH": str(ROOT)}
+    return jobs_env(redis_server.url, tmp_path, 8)
 
 
 def test_drain_relays_and_runs_everything_pending_then_exits_0(env, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from protean_celery.testing.worker import WorkerProcess
-from tests.integration.jobs_state import JobsState, broker_idle, place, wait_until
+from tests.integration.jobs_state import JobsState, broker_idle, jobs_env, place, wait_until
 from tests.integration.orders import ROOT
 
 pytestmark = pytest.mark.integration
@@ -24,10 +24,7 @@ JOBS = ("a", "b", "c", "d")
 
 @pytest.fixture
 def env(redis_server, tmp_path):
-    url = redis_server.url.rsplit("/", 1)[0] + "/9"
-    redis.Redis.from_url(url).flushdb()
-    return {**os.environ, "CELERY_BROKER_URL": url, "PROTEAN_CELERY_STATE": str(tmp_path),
-            "PROTEAN_NO_AUTO_LOGGING": "1", "PYTHONPATH": str(ROOT)}
+    return jobs_env(redis_server.url, tmp_path, 9)
 
 
 def worker(env, app="tests.integration.jobs_app"):
