@@ -26,6 +26,7 @@ _KEY_REASONS: dict[str, str] = {
     "subscription_type": "each handler is a Celery task fed from the broker; Protean's subscription types "
     "select Protean's own consumers, which do not run",
     "profile": "only a profile's max_retries and retry_delay_seconds would apply; set those keys instead",
+    "stream_category": "a handler's queue is bound to the stream category of its Meta; set it there",
     "messages_per_tick": "workers take one message at a time (prefetch 1); there are no ticks",
     "tick_interval": "workers take one message at a time (prefetch 1); there are no ticks",
     "blocking_timeout_ms": "workers consume from Celery queues, not by polling Protean's broker",
