@@ -1,6 +1,6 @@
 """``celery -A app protean …``: registered through the ``celery.commands`` entry point.
 
-Sub-commands: ``topology``, ``check``, ``status``, ``db setup|setup-outbox|drop|truncate``,
+Sub-commands: ``topology``, ``check``, ``status``, ``drain``, ``db setup|setup-outbox|drop|truncate``,
 ``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``.
 
 A user error (bad setting, unreachable broker or database, missing tables, unknown id)
@@ -19,6 +19,7 @@ from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq
 from protean_celery.cli.errors import ProteanGroup
 from protean_celery.cli.loading import guard_app_loading, help_requested
+from protean_celery.cli.drain import drain
 from protean_celery.cli.outbox import outbox
 from protean_celery.cli.status import status
 from protean_celery.cli.topology import topology
@@ -56,3 +57,4 @@ protean.add_command(db)
 protean.add_command(dlq)
 protean.add_command(status)
 protean.add_command(outbox)
+protean.add_command(drain)

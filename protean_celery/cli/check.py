@@ -26,9 +26,10 @@ GUARANTEES: dict[str, tuple[Any, str]] = {
 def check(ctx: click.Context, as_json: bool) -> None:
     """Validate configuration and topology; exit 1 on any problem."""
     from protean_celery.cli import app_of
+    from protean_celery.declared import unhonoured
 
     app = app_of(ctx)
-    found = problems(app)
+    found = problems(app) + [str(item) for item in unhonoured(app.domain)]
     if as_json:
         routes = len(app.topology.routes)
         echo_json({"ok": not found, "problems": found, "warnings": warnings(app), "handler_tasks": routes})

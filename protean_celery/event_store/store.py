@@ -229,8 +229,8 @@ class SQLEventStore(BaseEventStore):
         query = select(events.c.stream_name).where(events.c.category == stream_category).distinct()
         with self._errors(), self._reader() as conn:
             names = conn.execute(query).scalars().all()
-        prefix = len(stream_category) + 1
-        return sorted(name[prefix:] for name in names)
+        # As Protean's stores: the identifier follows the first "-"; a stream without one is skipped.
+        return sorted({ident for name in names if (ident := name.partition("-")[2])})
 
     def _stream_head_position(self, stream_category: str) -> int:
         query = select(func.max(events.c.global_position))

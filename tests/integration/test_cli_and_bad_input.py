@@ -26,6 +26,15 @@ def celery(env, *args, input_text=None):
                           capture_output=True, text=True, timeout=120, input=input_text)
 
 
+def check_app(env, tmp_path, changes):
+    """``protean check`` on the orders app with ``changes`` applied to ``app`` first."""
+    (tmp_path / "changed_app.py").write_text(f"from workers.orders.app import app\n{changes}")
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "changed_app", "protean", "check"], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, env={**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+    )
+
+
 def test_topology_lists_every_handler_with_its_bindings(env):
     out = celery(env, "protean", "topology").stdout
     assert "task     protean.orders.OrderFulfillment  [process_manager]" in out
@@ -36,15 +45,21 @@ def test_topology_lists_every_handler_with_its_bindings(env):
 
 def test_check_passes_then_fails_on_a_weakened_guarantee(env, tmp_path):
     assert celery(env, "protean", "check").returncode == 0
-    (tmp_path / "weak_app.py").write_text(
-        "from workers.orders.app import app\napp.conf.task_acks_late = False\n"
-    )
-    weak = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "weak_app", "protean", "check"], cwd=ROOT, capture_output=True,
-        text=True, timeout=120, env={**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
-    )
+    weak = check_app(env, tmp_path, "app.conf.task_acks_late = False\n")
     assert weak.returncode == 1, weak.stdout + weak.stderr
     assert "task_acks_late = False weakens a guarantee" in weak.stdout
+
+
+def test_check_fails_naming_each_declared_feature_it_does_not_honour(env, tmp_path):
+    result = check_app(env, tmp_path, (
+        "app.domain.config['server']['priority_lanes'] = {'enabled': True}\n"
+        "app.domain.config['outbox'] = {**app.domain.config.get('outbox', {}), 'external_brokers': ['analytics']}\n"
+    ))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "PROBLEM  [server.priority_lanes] enabled = true: priority lanes are not honoured" in result.stdout
+    assert "PROBLEM  [outbox] external_brokers = ['analytics']: outbox rows for external brokers are not relayed " \
+        "by protean-celery yet." in result.stdout
+    assert "guarantees in force" not in result.stdout
 
 
 def test_db_setup_creates_the_tables_and_drop_asks_first(env, tmp_path):

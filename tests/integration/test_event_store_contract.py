@@ -84,6 +84,22 @@ def test_last_message_identifiers_and_head(store):
     assert store._stream_head_position("nothing::here") == -1
 
 
+def test_malformed_stream_names_are_skipped_as_protean_stores_do(store):
+    for stream in ["test::user-", "test::user-a", "test::user-a", "test::user-b-c"]:
+        _write(store, stream)
+    assert store._stream_identifiers("test::user") == ["a", "b-c"]
+
+
+def test_protean_memory_store_skips_malformed_stream_names_too():
+    """The reference behaviour the SQL store matches."""
+    domain = build_domain()
+    domain.init(traverse=False)
+    with domain.domain_context():
+        for stream in ["test::user-", "test::user-a", "test::user-a", "test::user-b-c"]:
+            _write(domain.event_store.store, stream)
+        assert domain.event_store.store._stream_identifiers("test::user") == ["a", "b-c"]
+
+
 def test_data_reset_empties_the_store(store):
     _write(store, "shop::order-1", 3)
     store._data_reset()

@@ -20,7 +20,7 @@ import pytest
 
 from protean_celery.errors import ServerError
 from protean_celery.testing.servers import PostgresServer, RedisServer, free_port
-from protean_celery.testing.worker import WorkerProcess
+from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from protean_celery.testing.worker import WorkerProcess
+from protean_celery.testing.processes import WorkerProcess
 from tests.integration.flaky import (
     APP,
     attempts,
