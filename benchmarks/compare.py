@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             if system in skip:
                 continue
             print(f"== {system}", flush=True)
+            started = time.monotonic()
             env = _environment(system, redis, postgres, logs, number)
             try:
                 results[system] = _run_system(system, env, args, logs)
             except (RuntimeError, ServerError, subprocess.TimeoutExpired) as exc:
                 results[system] = {"error": str(exc)}
-            print(f"   {json.dumps(results[system])}", flush=True)
+            print(f"   {time.monotonic() - started:.0f} s: {json.dumps(results[system])}", flush=True)
     print(render(results, args.concurrency))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
