@@ -17,15 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workers.orders.metrics import percentile  # noqa: E402
 
 ENDED = ("COMPLETED", "CANCELLED")
 END_EVENTS = ("Orders.OrderCompleted.v1", "Orders.OrderCancelled.v1")
@@ -132,7 +134,7 @@ def _burst(domain: Any, place: Callable[[Any], Any], count: int, rng: random.Ran
     figures["sagas_per_s"] = ended / span if span > 0 else 0.0
     figures["handlers_per_s"] = figures["invocations"] / span if span > 0 else 0.0
     if inline:  # every saga ran inside its own domain.process call
-        figures.update(p50_ms=_percentile(durations, 50), p95_ms=_percentile(durations, 95))
+        figures.update(p50_ms=percentile(durations, 50), p95_ms=percentile(durations, 95))
     return figures
 
 
@@ -149,7 +151,7 @@ def _light(domain: Any, place: Callable[[Any], Any], count: int, rng: random.Ran
         if end is not None:
             latencies.append((end - placed_at) * 1000)
     figures = _counts(statuses, count)
-    figures.update(p50_ms=_percentile(latencies, 50), p95_ms=_percentile(latencies, 95))
+    figures.update(p50_ms=percentile(latencies, 50), p95_ms=percentile(latencies, 95))
     return figures
 
 
@@ -184,7 +186,7 @@ def _end_times(domain: Any, ids: set[str]) -> dict[str, float]:
 def _epoch(value: Any) -> float:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -197,14 +199,6 @@ def _counts(statuses: dict[str, str], placed: int) -> dict[str, Any]:
         "compensated": compensated,
         "invocations": completed * INVOCATIONS["COMPLETED"] + compensated * INVOCATIONS["CANCELLED"],
     }
-
-
-def _percentile(values: list[float], pct: int) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
 if __name__ == "__main__":
