@@ -144,4 +144,8 @@ def _drive(kind: str, env: dict[str, str], options: list[str], timeout: float) -
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: every process the benchmark started is stopped", file=sys.stderr)
+        sys.exit(130)
