@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SagaFigures", "saga_figures"]
+__all__ = ["SagaFigures", "saga_figures", "percentile"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def saga_figures(domain: Any) -> SagaFigures:
         completed=completed,
         compensated=len(ends) - completed,
         sagas_per_second=len(ends) / span if span > 0 else 0.0,
-        p50_ms=_percentile(latencies, 50),
-        p95_ms=_percentile(latencies, 95),
+        p50_ms=percentile(latencies, 50),
+        p95_ms=percentile(latencies, 95),
         span_seconds=span,
     )
 
@@ -69,7 +69,8 @@ def _time(message: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def _percentile(values: list[float], pct: int) -> float:
+def percentile(values: list[float], pct: int) -> float:
+    """The ``pct``-th percentile of ``values`` (inclusive method; 0.0 when empty)."""
     if not values:
         return 0.0
     if len(values) == 1:

