@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from protean_celery.testing.worker import BeatProcess, CeleryProcess, WorkerProcess
+from protean_celery.testing.processes import BeatProcess, CeleryProcess, WorkerProcess
 
 __all__ = ["ProteanServerProcess", "celery_processes"]
 
