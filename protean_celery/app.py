@@ -21,6 +21,7 @@ from protean_celery.deadletter import DeadLetters
 from protean_celery.config_file import refuse_misplaced_celery_table
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import ConfigurationError, DeadLetterError, PayloadTooLarge
+from protean_celery.flower import argsrepr
 from protean_celery.inbox import Inbox
 from protean_celery.outbox import Relay, beat_entries
 from protean_celery.outbox.admin import providers as outbox_providers
@@ -86,7 +87,7 @@ class Runtime:
         task_id = message_task_id(route.task_name, entry.message_id) if entry.message_id else f"replay-{entry.id}"
         celery.send_task(
             route.task_name, args=(entry.payload,), task_id=task_id, exchange=route.exchange,
-            routing_key=category, declare=[route.queue],
+            routing_key=category, declare=[route.queue], argsrepr=argsrepr(entry.payload), kwargsrepr="{}",
         )
         self.dead_letters.remove(entry.id)
         if entry.message_id and self.sweep.enabled:

@@ -40,6 +40,7 @@ from protean.utils.query import Q
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
 from protean_celery.errors import PayloadTooLarge, RelayError
+from protean_celery.flower import argsrepr
 from protean_celery.intake import check_size
 from protean_celery.outbox.admin import counts, max_attempts
 from protean_celery.outbox.admin import providers as outbox_providers
@@ -356,18 +357,23 @@ class Relay:
         payload = encode(message)
         check_size(payload, self.settings.max_payload_bytes, f"relay of {message_type} to {category!r}")
         key = message_key(message)
+        shown = argsrepr(message)
         try:
             for route in routes:
-                self.send(route, payload, key, category, producer)
+                self.send(route, payload, key, category, producer, shown)
         except Exception as exc:
             raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
         return len(routes)
 
-    def send(self, route: Route, payload: Any, key: str, category: str, producer: Any) -> None:
+    def send(
+        self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None
+    ) -> None:
         """Publish one task message: ``payload`` to the handler task of ``route`` only.
 
         The task id is derived from the task and the message key, so every copy
-        of a message for one handler has the same id.
+        of a message for one handler has the same id. ``shown`` is what Flower and
+        ``celery inspect`` show as its arguments (never payload data: see
+        :mod:`protean_celery.flower`).
         """
         self.celery.send_task(
             route.task_name,
@@ -378,6 +384,8 @@ class Relay:
             declare=[route.queue],
             producer=producer,
             retry=True,
+            argsrepr=shown if shown is not None else argsrepr(payload),
+            kwargsrepr="{}",
         )
 
 
