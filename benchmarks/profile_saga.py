@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=30)
     parser.add_argument("--sqlite", action="store_true", help="SQLite files instead of PostgreSQL")
     parser.add_argument("--cprofile", help="also write the raw profile here")
+    parser.add_argument("--no-profile", action="store_true", help="time only (cProfile slows every call)")
     args = parser.parse_args()
     if args.sqlite:
         os.environ["PROTEAN_CELERY_STATE"] = tempfile.mkdtemp(prefix="profile-")
@@ -79,7 +80,8 @@ def _profile(args: argparse.Namespace) -> None:
     statements.clear(), tasks.clear(), seconds.clear()
     profiler = cProfile.Profile()
     started = time.perf_counter()
-    profiler.enable()
+    if not args.no_profile:
+        profiler.enable()
     _place(app, PlaceOrder, args.orders)
     report = drain(app, timeout=600)
     profiler.disable()
@@ -124,6 +126,8 @@ def _print(args: argparse.Namespace, report: object, elapsed: float, tasks: Coun
         print(f"{name:45} {n:5d} {seconds[name] / n * 1000:7.1f} {statements[name] / n:8.1f}")
     print(f"{'placing (app.process)':45} {args.orders:5d} {'':>7} {statements['placing'] / args.orders:8.1f}")
     print(f"{'drain bookkeeping (between tasks)':45} {'':>5} {'':>7} {statements['between tasks'] / max(total_tasks, 1):8.1f}")
+    if args.no_profile:
+        return
     stats = pstats.Stats(profiler)
     if args.cprofile:
         stats.dump_stats(args.cprofile)

@@ -64,7 +64,10 @@ class Runtime:
         self.sweep = Sweep(
             celery, domain, self.topology, settings, cursors, self.inbox, self.dead_letters, self.relay, self.ledger
         )
-        self.commits = Commits(domain.event_store.store, self._relay_committed, self.relay.outbox_models())
+        self.commits = Commits(
+            domain.event_store.store, self._relay_committed, self.relay.outbox_models(),
+            background=lambda: not str(celery.conf.broker_url or "").startswith("memory"),
+        )
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
@@ -136,10 +139,11 @@ class Runtime:
         return message_task_id(routes[0].task_name, key)
 
     def nudge(self) -> None:
-        """Relay, now and in this thread, what this thread committed (see :mod:`protean_celery.commits`).
+        """Relay what this thread committed (see :mod:`protean_celery.commits`).
 
         Called when a handler task or ``app.process`` is done; their commits
-        are deferred to this call so the relay runs after the task's own work.
+        are deferred to this call so the relay runs after the task's own work
+        (on the process's relay thread, except on Kombu's in-memory transport).
         """
         self.commits.committed()
 
@@ -179,7 +183,8 @@ class Runtime:
             self.cursors.dispose(close=False)
 
     def close(self) -> None:
-        """Release the domain's connections (worker child shutdown)."""
+        """Send what the relay thread still holds, then release the domain's connections (worker child shutdown)."""
+        self.commits.flush()
         self.domain.close()
 
 

@@ -82,9 +82,16 @@ class Commits:
         outbox_models: the database model classes of the domain's outbox tables.
     """
 
-    def __init__(self, store: Any, relay: Callable[[Committed], None], outbox_models: tuple[type, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: Any,
+        relay: Callable[[Committed], None],
+        outbox_models: tuple[type, ...] = (),
+        background: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._relay = relay
         self._models = outbox_models
+        self._in_background = background
         self._key = f"protean_celery_outbox_{id(self)}"
         self._local = threading.local()
         self._background = _RelayThread(relay)
@@ -115,14 +122,28 @@ class Commits:
             self._local.deferred = outer
 
     def committed(self) -> None:
-        """Relay, in this thread, what this thread appended and committed (never re-entered)."""
+        """Relay what this thread appended and committed (never re-entered).
+
+        On the relay thread when ``background()`` holds (a worker: the task is
+        done and the child takes its next message while the thread publishes,
+        and what several tasks committed meanwhile goes out in one batch: one
+        mark per provider, one cursor move per category); else in this thread
+        (Kombu's in-memory transport: drains stay deterministic).
+        """
         if getattr(self._local, "relaying", False) or not self._pending():
+            return
+        if self._in_background():
+            self._background.submit(self.take())
             return
         self._local.relaying = True
         try:
             self._relay(self.take())
         finally:
             self._local.relaying = False
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait up to ``timeout`` seconds for the relay thread to send what it was handed (worker child shutdown)."""
+        self._background.finish(timeout)
 
     def _flushed(self, session: Session) -> None:
         if self._models:
@@ -180,7 +201,7 @@ class _RelayThread:
                 self._queue = queue.Queue()
                 threading.Thread(target=self._run, args=(self._queue,), name="protean-celery-relay", daemon=True).start()
                 if not self._pid:
-                    atexit.register(self._finish)
+                    atexit.register(self.finish)
                 self._pid = os.getpid()
             self._queue.put(committed)
 
@@ -196,10 +217,11 @@ class _RelayThread:
                 for _ in range(taken):
                     work.task_done()
 
-    def _finish(self) -> None:
+    def finish(self, timeout: float | None = None) -> None:
+        """Wait (up to ``timeout``, default ``EXIT_WAIT`` seconds) until everything handed over was relayed."""
         if self._pid != os.getpid():
             return
-        deadline = time.monotonic() + self.EXIT_WAIT
+        deadline = time.monotonic() + (self.EXIT_WAIT if timeout is None else timeout)
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 

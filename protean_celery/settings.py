@@ -83,6 +83,10 @@ class CelerySettings:
         nudge: relay right after a handler commits (the low-latency path).
         visibility_timeout: Redis visibility timeout (s); above the longest handler.
         lock_minutes: how long an outbox claim is held before another relay may retake it.
+        relay_grace_seconds: a beat tick leaves outbox rows younger than this to the fast
+            path of the process that committed them (which publishes them by id at once);
+            a row whose fast path was lost (the process died) is relayed by the first tick
+            after this age. ``0``: ticks claim every row at once (duplicates are absorbed).
         handler_defaults: retry options for every handler.
         handlers: per-handler retry options keyed by handler class name.
         queue_prefix: first part of every task, queue and exchange name.
@@ -115,6 +119,7 @@ class CelerySettings:
     nudge: bool = True
     visibility_timeout: int = 3600
     lock_minutes: float = 5.0
+    relay_grace_seconds: float = 2.0
     handler_defaults: HandlerOptions = field(default_factory=HandlerOptions)
     handlers: Mapping[str, HandlerOptions] = field(default_factory=dict)
     queue_prefix: str = "protean"
@@ -232,6 +237,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 def _validate(settings: CelerySettings) -> None:
     if settings.relay_interval <= 0:
         raise ConfigurationError("[custom.celery] relay_interval must be positive (seconds).")
+    if settings.relay_grace_seconds < 0:
+        raise ConfigurationError("[custom.celery] relay_grace_seconds must be zero or positive (seconds).")
     if settings.lock_minutes <= 0:
         raise ConfigurationError("[custom.celery] lock_minutes must be positive (fractions allowed: 0.5 = 30 s).")
     if settings.relay_batch_size < 1 or settings.relay_max_batches < 1:

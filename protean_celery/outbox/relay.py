@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
@@ -105,6 +106,7 @@ class Relay:
         events: bool = True,
         commands: bool | list[str] = True,
         max_batches: int | None = None,
+        grace: bool = False,
     ) -> RelayReport:
         """Relay until nothing is pending or ``max_batches`` round trips were made.
 
@@ -113,6 +115,8 @@ class Relay:
             events: relay outbox rows.
             commands: relay commands from the event store: all categories, or the listed ones.
             max_batches: round trips at most (default ``relay_max_batches``).
+            grace: leave outbox rows younger than ``relay_grace_seconds`` to the fast
+                path of the process that committed them (beat ticks).
         """
         report = RelayReport()
         budget = max_batches or self.settings.relay_max_batches
@@ -121,7 +125,7 @@ class Relay:
             for batch in range(budget):
                 moved = report.moved
                 if events:
-                    self._outbox_batch(chosen, report)
+                    self._outbox_batch(chosen, report, grace)
                 if commands:
                     # Listed categories were just appended to: skip the peek once.
                     listed = None if commands is True else commands
@@ -198,19 +202,44 @@ class Relay:
             }
         return self._outbox_models
 
-    def _outbox_batch(self, providers: list[str], report: RelayReport) -> None:
+    def _outbox_batch(self, providers: list[str], report: RelayReport, grace: bool = False) -> None:
         for provider in providers:
             repo = self.domain._get_outbox_repo(provider)
-            rows = repo.claim_batch(
-                self.worker_id, self.settings.relay_batch_size, target_broker=self.internal_broker,
-                lock_duration_minutes=self.settings.lock_minutes,
-            )
+            rows = self._claim(repo, grace)
             if not rows:
                 continue
             outcomes = self._publish_rows(rows, report)
             self._record(repo, outcomes)
             report.events += sum(1 for error in outcomes.values() if error is None)
             report.failed += sum(1 for error in outcomes.values() if error is not None)
+
+    def _claim(self, repo: Any, grace: bool) -> list[Any]:
+        """Claim a batch of this relay's rows (internal broker only), as Protean's ``claim_batch`` does.
+
+        With ``grace``, rows younger than ``relay_grace_seconds`` are left to the
+        fast path that is publishing them by id (``publish_committed``).
+        """
+        seconds = self.settings.relay_grace_seconds if grace else 0.0
+        if seconds <= 0:
+            return list(repo.claim_batch(
+                self.worker_id, self.settings.relay_batch_size, target_broker=self.internal_broker,
+                lock_duration_minutes=self.settings.lock_minutes,
+            ))
+        now = self.domain.clock.now()
+        criteria = repo._eligibility_criteria(now, self.internal_broker) & Q(
+            created_at__lt=now - timedelta(seconds=seconds)
+        )
+        return list(repo._dao._claim(
+            criteria=criteria,
+            claim_fields={
+                "status": OutboxStatus.PROCESSING.value,
+                "locked_by": self.worker_id,
+                "locked_until": now + timedelta(minutes=self.settings.lock_minutes),
+                "last_processed_at": now,
+            },
+            limit=self.settings.relay_batch_size,
+            order_by="-priority",
+        ))
 
     def _publish_rows(self, rows: list[Any], report: RelayReport) -> dict[Any, Exception | None]:
         outcomes: dict[Any, Exception | None] = {}

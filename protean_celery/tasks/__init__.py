@@ -111,7 +111,8 @@ def _register_handler(celery: Any, runtime: Runtime, route: Route) -> None:
 def _register_relay(celery: Any, runtime: Runtime, name: str, what: str) -> None:
     def relay(provider: str | None = None) -> dict[str, int]:
         report = runtime.relay.run(
-            providers=[provider] if provider else None, events=what == "outbox", commands=what == "commands"
+            providers=[provider] if provider else None, events=what == "outbox", commands=what == "commands",
+            grace=True,
         )
         return {"events": report.events, "commands": report.commands, "tasks": report.tasks, "failed": report.failed}
 
