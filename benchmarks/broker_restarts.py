@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from protean_celery.testing.servers import RedisServer  # noqa: E402
 from protean_celery.testing.processes import WorkerProcess  # noqa: E402
+from protean_celery.testing.servers import RedisServer  # noqa: E402
 
 APP = "tests.chaos.chaos_app"
 PROBE_TASK = "protean.orders.commands.Order"

@@ -125,7 +125,8 @@ def _print(args: argparse.Namespace, report: object, elapsed: float, tasks: Coun
     for name, n in sorted(tasks.items()):
         print(f"{name:45} {n:5d} {seconds[name] / n * 1000:7.1f} {statements[name] / n:8.1f}")
     print(f"{'placing (app.process)':45} {args.orders:5d} {'':>7} {statements['placing'] / args.orders:8.1f}")
-    print(f"{'drain bookkeeping (between tasks)':45} {'':>5} {'':>7} {statements['between tasks'] / max(total_tasks, 1):8.1f}")
+    between = statements["between tasks"] / max(total_tasks, 1)
+    print(f"{'drain bookkeeping (between tasks)':45} {'':>5} {'':>7} {between:8.1f}")
     if args.no_profile:
         return
     stats = pstats.Stats(profiler)
@@ -136,7 +137,8 @@ def _print(args: argparse.Namespace, report: object, elapsed: float, tasks: Coun
     whole = _cumulative(raw, *STEPS["task total (Celery trace + body)"])
     for label, (path, function) in STEPS.items():
         cumulative = _cumulative(raw, path, function)
-        print(f"{label:45} {cumulative / max(total_tasks, 1) * 1000:8.2f} {cumulative / whole * 100 if whole else 0:5.0f}%")
+        share = cumulative / whole * 100 if whole else 0
+        print(f"{label:45} {cumulative / max(total_tasks, 1) * 1000:8.2f} {share:5.0f}%")
 
 
 def _cumulative(raw: dict, path: str, function: str) -> float:

@@ -17,8 +17,8 @@ from celery import Celery
 
 from protean_celery import lifecycle
 from protean_celery.commits import Commits, Committed
-from protean_celery.deadletter import DeadLetters
 from protean_celery.config_file import refuse_misplaced_celery_table
+from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import ConfigurationError, DeadLetterError, PayloadTooLarge
 from protean_celery.flower import argsrepr

@@ -199,7 +199,10 @@ class _RelayThread:
         with self._lock:
             if self._pid != os.getpid():
                 self._queue = queue.Queue()
-                threading.Thread(target=self._run, args=(self._queue,), name="protean-celery-relay", daemon=True).start()
+                thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="protean-celery-relay", daemon=True
+                )
+                thread.start()
                 if not self._pid:
                     atexit.register(self.finish)
                 self._pid = os.getpid()

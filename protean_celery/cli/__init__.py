@@ -17,9 +17,9 @@ import click
 from protean_celery.cli.check import check
 from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq
+from protean_celery.cli.drain import drain
 from protean_celery.cli.errors import ProteanGroup
 from protean_celery.cli.loading import guard_app_loading, help_requested
-from protean_celery.cli.drain import drain
 from protean_celery.cli.outbox import outbox
 from protean_celery.cli.status import status
 from protean_celery.cli.topology import topology

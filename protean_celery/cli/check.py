@@ -91,7 +91,8 @@ def problems(app: Any) -> list[str]:
         found.append("accept_content allows pickle: task payloads must be JSON only.")
     if not _parks_undecodable(conf.get("worker_consumer")):
         found.append(
-            f"Celery setting worker_consumer = {conf.get('worker_consumer')!r} is not protean_celery.worker.consumer:Consumer "
+            f"Celery setting worker_consumer = {conf.get('worker_consumer')!r} is not "
+            "protean_celery.worker.consumer:Consumer "
             "or a subclass, so task messages whose body cannot be decoded are dropped without a dead letter: "
             "use it or subclass it."
         )

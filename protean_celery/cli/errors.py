@@ -12,7 +12,6 @@ traceback) is not echoed: the one line says it.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -25,7 +25,6 @@ they commit so messages leave within milliseconds.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -40,11 +39,12 @@ from protean.utils.query import Q
 
 from protean_celery.deadletter import DeadLetters
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
-from protean_celery.errors import PayloadTooLarge, RelayError
+from protean_celery.errors import RelayError
 from protean_celery.flower import argsrepr
 from protean_celery.intake import check_size
 from protean_celery.outbox.admin import counts, max_attempts
 from protean_celery.outbox.admin import providers as outbox_providers
+from protean_celery.outbox.commands import CommandRelay, command_cursor_name
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Route, Topology
@@ -69,7 +69,7 @@ class RelayReport:
         return self.events + self.commands
 
 
-class Relay:
+class Relay(CommandRelay):
     """Relays outbox rows and commands of one domain to its handler tasks.
 
     Args:
@@ -316,60 +316,6 @@ class Relay:
                 row.mark_failed(error, base_delay_seconds=base_delay, max_retries=attempts, now=now)
                 repo.add(row)
 
-    # -- commands ---------------------------------------------------------------
-
-    def _command_batch(self, report: RelayReport, categories: list[str] | None, assume_new: bool = False) -> None:
-        store = self.domain.event_store.store
-        for category in categories if categories is not None else self.topology.command_categories():
-            name = command_cursor_name(category)
-            if not assume_new and not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
-                continue  # nothing new: skip the locked round trip
-
-            def step(position: int, category: str = category) -> int:
-                rows = store._read(category, position=position + 1, no_of_messages=self.settings.relay_batch_size)
-                if not rows:
-                    return position
-                with self.celery.producer_or_acquire() as producer:
-                    for row in rows:
-                        message = self._command(row, category, report)
-                        domain_meta = metadata_of(message).domain if message is not None else None
-                        if message is None or (domain_meta is not None and not domain_meta.asynchronous):
-                            continue
-                        try:
-                            report.tasks += self.publish(message, category, producer)
-                        except PayloadTooLarge as exc:  # no retry makes it smaller
-                            self._park_command(row, category, exc, report)
-                            continue
-                        report.commands += 1
-                return int(rows[-1]["global_position"])
-
-            self.cursors.advance(name, step)
-
-    def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
-        if row.get("type") == "SNAPSHOT":
-            return None
-        try:
-            return Message.deserialize(row)
-        except Exception as exc:  # never block the cursor behind one bad row
-            self._park_command(row, category, exc, report)
-            return None
-
-    def _park_command(self, row: dict[str, Any], category: str, error: Exception, report: RelayReport) -> None:
-        """Dead-letter a command the relay cannot publish, so the cursor can move past it.
-
-        Raises:
-            Exception: the dead-letter store failed; the cursor stays, the batch is retried.
-        """
-        report.failed += 1
-        where = f"command at global position {row.get('global_position')} of {category}"
-        payload = json.loads(json.dumps(row, default=str))  # event store rows may hold datetimes
-        try:
-            entry = self.dead_letters.park(self.topology.relay_tasks["commands"], payload, error)
-        except Exception:
-            logger.exception("relay: could not dead-letter %s (%s); it will be read again", where, error)
-            raise
-        logger.warning("relay: %s cannot be published, dead-lettered as %s: %s", where, entry, error)
-
     # -- publishing -------------------------------------------------------------
 
     def publish(self, message: Message, category: str, producer: Any) -> int:
@@ -427,8 +373,3 @@ def _broker_down(exc: BaseException) -> bool:
     from protean_celery.tasks.retry import Failure, classify
 
     return classify(exc) is Failure.TRANSIENT
-
-
-def command_cursor_name(category: str) -> str:
-    """The name of the command relay's cursor for ``category``."""
-    return f"commands:{category}"

@@ -15,9 +15,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from protean_celery.drain import DrainError, DrainReport, HandlerFailure, run_pending
-
 from protean_celery.broker import broker_for
+from protean_celery.drain import DrainError, DrainReport, HandlerFailure, run_pending
 
 __all__ = ["DrainError", "DrainReport", "HandlerFailure", "drain", "queue_depths"]
 

@@ -64,7 +64,9 @@ domain = Domain(name="flaky", root_path=str(Path(__file__).parent))
 domain.config["enable_outbox"] = True
 domain.config["command_processing"] = "async"
 domain.config["server"]["default_subscription_type"] = "stream"
-domain.config["server"]["subscriptions"] = {"JobRunner": {"max_retries": MAX_RETRIES, "retry_delay_seconds": RETRY_DELAY}}
+domain.config["server"]["subscriptions"] = {
+    "JobRunner": {"max_retries": MAX_RETRIES, "retry_delay_seconds": RETRY_DELAY}
+}
 domain.config["databases"] = {"default": {"provider": "sqlite", "database_uri": f"sqlite:///{STATE}/flaky.db"}}
 domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"sqlite:///{STATE}/flaky.db"}
 domain.config["custom"] = {"celery": {"state_database_uri": f"sqlite:///{STATE}/relay.db"}}

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from protean_celery.worker.connection import close_quietly
 from protean_celery.testing.servers import RedisServer
+from protean_celery.worker.connection import close_quietly
 from tests.integration.orders import ROOT
 
 pytestmark = pytest.mark.integration

@@ -141,7 +141,6 @@ def test_poison_ends_in_the_dead_letter_queue_and_the_cli_shows_it(env):
     assert celery(env, "protean", "db", "setup").returncode == 0
     with WorkerProcess(APP, concurrency=1, env=env) as worker:
         from celery import Celery
-
         from protean.utils.eventing import MessageEnvelope
 
         client = Celery(broker=env["CELERY_BROKER_URL"])

@@ -61,9 +61,13 @@ CASES = {
     "no broker": (_no_broker, None, True, ["status"], "No broker URL: set Celery's broker_url"),
     "broker unreachable": (_dead_broker, None, True, ["status"], "Cannot reach the broker at redis://:**@127.0.0.1:1/0"),
     "missing tables, dlq": (None, None, False, ["dlq", "list"], f"run `celery -A {APP} protean db setup`"),
-    "missing tables, outbox": (None, None, False, ["outbox", "list", "--json"], f"run `celery -A {APP} protean db setup`"),
+    "missing tables, outbox": (
+        None, None, False, ["outbox", "list", "--json"], f"run `celery -A {APP} protean db setup`"
+    ),
     "unknown dead letter": (None, None, True, ["dlq", "inspect", "no-such-id"], f"`celery -A {APP} protean dlq list`"),
-    "bad [custom.celery] value": (None, _bad_setting, False, ["topology"], "relay_interval must be a number, got 'soon'"),
+    "bad [custom.celery] value": (
+        None, _bad_setting, False, ["topology"], "relay_interval must be a number, got 'soon'"
+    ),
     "top-level [celery]": (None, _misplaced_table, False, ["check"], "move it to [custom.celery]"),
 }
 

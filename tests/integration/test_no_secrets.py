@@ -14,13 +14,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from protean_celery.errors import ServerError
-from protean_celery.testing.servers import PostgresServer, RedisServer, free_port
 from protean_celery.testing.processes import WorkerProcess
+from protean_celery.testing.servers import PostgresServer, RedisServer, free_port
 from tests.integration.orders import ROOT
 
 pytestmark = pytest.mark.integration
@@ -101,5 +100,7 @@ def test_wrong_credentials_fail_with_errors_that_quote_no_password(servers, tmp_
         assert all("Preparing the databases failed: OperationalError" in text for _code, text in outputs.values())
     else:
         assert outputs["build"][0] == 0 and outputs["protean topology"][0] == 0
-        assert outputs["protean status"][0] == 1 and "Error: protean status failed: OperationalError: invalid username-password pair" in outputs["protean status"][1]
+        code, output = outputs["protean status"]
+        assert code == 1
+        assert "Error: protean status failed: OperationalError: invalid username-password pair" in output
         assert "Cannot connect to redis://:**@" in outputs["worker"][1]

@@ -40,7 +40,10 @@ def test_no_payload_data_is_shown(command_message):
         ("text", "<not a Protean message>"),
         ({"data": {"x": 1}}, "<not a Protean message>"),
         ({"metadata": {}}, "? stream=? id=? correlation=?"),
-        ({"metadata": {"headers": {"type": "A.B.v1", "stream": "a::b-1\nX"}}}, "A.B.v1 stream=a::b-1 X id=? correlation=?"),
+        (
+            {"metadata": {"headers": {"type": "A.B.v1", "stream": "a::b-1\nX"}}},
+            "A.B.v1 stream=a::b-1 X id=? correlation=?",
+        ),
     ],
 )
 def test_partial_or_foreign_payloads_show_what_is_there(message, shown):

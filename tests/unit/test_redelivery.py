@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from protean_celery.broker import Sighting
 from protean_celery.deadletter import DeadLetters
 from protean_celery.redelivery import Ledger, Watch
-from protean_celery.broker import Sighting
 
 
 def test_dead_letters_say_which_task_and_message_pairs_they_hold(tmp_path):

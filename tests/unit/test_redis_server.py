@@ -27,7 +27,9 @@ def test_missing_redis_says_how_to_install(monkeypatch):
 
 
 def test_a_binary_that_exits_at_once_is_a_server_error_with_its_exit_code(tmp_path):
-    refused = lambda: redis.Redis(host="127.0.0.1", port=1, socket_timeout=1)  # nothing listens there
+    def refused():
+        return redis.Redis(host="127.0.0.1", port=1, socket_timeout=1)  # nothing listens there
+
     process = redis_server.RedisProcess([], tmp_path / "redis.log", client=refused, where="nowhere")
     with pytest.raises(ServerError, match="redis-server exited with 1"):
         process.start("/bin/false")

@@ -1,0 +1,98 @@
+"""The command half of the relay: Protean 0.18's async commands, from the event store to their tasks (I/O).
+
+Protean 0.18 never puts commands in the outbox: ``domain.process()`` appends them
+to the event store. Each command category is read past a durable cursor that the
+relay holds locked from reading to publishing to moving it (see ``cursor.py``), so
+two relays never publish the same commands. A command that cannot be decoded, or
+whose payload is above ``max_payload_bytes``, is dead-lettered under the relay's
+commands task and the cursor moves on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from protean.utils.eventing import Message
+
+from protean_celery.envelope import metadata_of
+from protean_celery.errors import PayloadTooLarge
+
+if TYPE_CHECKING:
+    from protean_celery.outbox.relay import RelayReport
+
+__all__ = ["CommandRelay", "command_cursor_name"]
+
+logger = logging.getLogger("protean_celery.outbox.relay")
+
+
+class CommandRelay:
+    """Relays commands past per-category cursors; mixed into :class:`~protean_celery.outbox.relay.Relay`."""
+
+    celery: Any
+    domain: Any
+    topology: Any
+    settings: Any
+    cursors: Any
+    dead_letters: Any
+
+    def publish(self, message: Message, category: str, producer: Any) -> int:  # pragma: no cover - Relay's
+        raise NotImplementedError
+
+    def _command_batch(self, report: RelayReport, categories: list[str] | None, assume_new: bool = False) -> None:
+        store = self.domain.event_store.store
+        for category in categories if categories is not None else self.topology.command_categories():
+            name = command_cursor_name(category)
+            if not assume_new and not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
+                continue  # nothing new: skip the locked round trip
+
+            def step(position: int, category: str = category) -> int:
+                rows = store._read(category, position=position + 1, no_of_messages=self.settings.relay_batch_size)
+                if not rows:
+                    return position
+                with self.celery.producer_or_acquire() as producer:
+                    for row in rows:
+                        message = self._command(row, category, report)
+                        domain_meta = metadata_of(message).domain if message is not None else None
+                        if message is None or (domain_meta is not None and not domain_meta.asynchronous):
+                            continue
+                        try:
+                            report.tasks += self.publish(message, category, producer)
+                        except PayloadTooLarge as exc:  # no retry makes it smaller
+                            self._park_command(row, category, exc, report)
+                            continue
+                        report.commands += 1
+                return int(rows[-1]["global_position"])
+
+            self.cursors.advance(name, step)
+
+    def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
+        if row.get("type") == "SNAPSHOT":
+            return None
+        try:
+            return Message.deserialize(row)
+        except Exception as exc:  # never block the cursor behind one bad row
+            self._park_command(row, category, exc, report)
+            return None
+
+    def _park_command(self, row: dict[str, Any], category: str, error: Exception, report: RelayReport) -> None:
+        """Dead-letter a command the relay cannot publish, so the cursor can move past it.
+
+        Raises:
+            Exception: the dead-letter store failed; the cursor stays, the batch is retried.
+        """
+        report.failed += 1
+        where = f"command at global position {row.get('global_position')} of {category}"
+        payload = json.loads(json.dumps(row, default=str))  # event store rows may hold datetimes
+        try:
+            entry = self.dead_letters.park(self.topology.relay_tasks["commands"], payload, error)
+        except Exception:
+            logger.exception("relay: could not dead-letter %s (%s); it will be read again", where, error)
+            raise
+        logger.warning("relay: %s cannot be published, dead-lettered as %s: %s", where, entry, error)
+
+
+def command_cursor_name(category: str) -> str:
+    """The name of the command relay's cursor for ``category``."""
+    return f"commands:{category}"
