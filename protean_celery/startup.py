@@ -19,7 +19,7 @@ from protean.exceptions import ConfigurationError as ProteanConfigurationError
 from protean_celery.errors import ConfigurationError
 from protean_celery.redact import redact, secrets_of
 
-__all__ = ["init_domain", "redacted_errors", "configured_uris"]
+__all__ = ["init_domain", "redacted_errors", "redacted_failure", "configured_uris"]
 
 
 def configured_uris(config: Any) -> list[str]:
@@ -51,13 +51,26 @@ def redacted_errors(config: Any, what: str, extra_uris: tuple[str, ...] = ()) ->
     except ConfigurationError:
         raise
     except Exception as exc:
-        secrets = secrets_of([*configured_uris(config), *extra_uris])
-        text = _describe(exc)
-        if not (_is_connection_error(exc) or redact(text, secrets) != text):
+        failure = redacted_failure(exc, config, what, extra_uris)
+        if failure is None:
             raise
-        raise ConfigurationError(
-            f"{what} failed: {redact(text, secrets)}. Check the URI, the password and that the server is running."
-        ) from None
+        raise failure from None
+
+
+def redacted_failure(
+    exc: Exception, config: Any, what: str, extra_uris: tuple[str, ...] = ()
+) -> ConfigurationError | None:
+    """``exc`` as a redacted ``ConfigurationError``, or ``None``.
+
+    Only a connection failure, or an error that quotes a configured password, becomes one.
+    """
+    secrets = secrets_of([*configured_uris(config), *extra_uris])
+    text = _describe(exc)
+    if not (_is_connection_error(exc) or redact(text, secrets) != text):
+        return None
+    return ConfigurationError(
+        f"{what} failed: {redact(text, secrets)}. Check the URI, the password and that the server is running."
+    )
 
 
 def init_domain(domain: Any, **options: Any) -> None:

@@ -48,23 +48,26 @@ class ProteanGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; a user error becomes a ``click.ClickException`` (exit 1)."""
         from protean_celery.redact import redact, secrets_of
-        from protean_celery.startup import configured_uris, redacted_errors
+        from protean_celery.startup import configured_uris, redacted_failure
 
         root = ctx.find_root()
         app = getattr(root.obj, "app", None)
-        config = getattr(getattr(app, "domain", None), "config", None) or {}
-        broker = str(getattr(getattr(app, "conf", None), "broker_url", "") or "")
-        command = " ".join(["protean", *[*getattr(ctx, "protected_args", []), *ctx.args][:1]])
         try:
-            with _user_errors_not_logged(), redacted_errors(config, command, extra_uris=(broker,)):
+            with _user_errors_not_logged():
                 return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as error:
+            config = getattr(getattr(app, "domain", None), "config", None) or {}
+            broker = str(getattr(getattr(app, "conf", None), "broker_url", "") or "")
             name = root.params.get("app")
             message = user_error_message(error, app, name if isinstance(name, str) else "<app>")
-            if message is None:
-                raise
+            if message is None:  # not one we name a fix for: still one line if it is a connection failure
+                command = f"protean {ctx.invoked_subcommand or ''}".strip()
+                failure = redacted_failure(error, config, command, extra_uris=(broker,))
+                if failure is None:
+                    raise
+                message = str(failure)
             raise click.ClickException(redact(message, secrets_of([*configured_uris(config), broker]))) from None
 
 
@@ -116,7 +119,7 @@ def _is_broker_error(error: BaseException) -> bool:
 
 
 def _broker_message(error: BaseException, app: Any) -> str:
-    from kombu.utils.url import maybe_sanitize_url
+    from protean_celery.redact import redact_url
 
     url = getattr(getattr(app, "conf", None), "broker_url", None)
     if not url:
@@ -127,7 +130,7 @@ def _broker_message(error: BaseException, app: Any) -> str:
         except Exception as missing:  # the ConfigurationError that says where to set one
             return one_line(str(missing))
     return (
-        f"Cannot reach the broker at {maybe_sanitize_url(str(url))} ({one_line(str(error))}): start it, or point "
+        f"Cannot reach the broker at {redact_url(str(url))} ({one_line(str(error))}): start it, or point "
         "CELERY_BROKER_URL (or [custom.celery] broker_url) at a running broker."
     )
 

@@ -59,7 +59,7 @@ def _dead_broker(env):
 # case: (prepare env, make app module, set up tables first, command, what the line says)
 CASES = {
     "no broker": (_no_broker, None, True, ["status"], "No broker URL: set Celery's broker_url"),
-    "broker unreachable": (_dead_broker, None, True, ["status"], "Cannot reach the broker at redis://:**@127.0.0.1:1/0"),
+    "broker unreachable": (_dead_broker, None, True, ["status"], "Cannot reach the broker at redis://:***@127.0.0.1:1/0"),
     "missing tables, dlq": (None, None, False, ["dlq", "list"], f"run `celery -A {APP} protean db setup`"),
     "missing tables, outbox": (
         None, None, False, ["outbox", "list", "--json"], f"run `celery -A {APP} protean db setup`"

@@ -21,7 +21,8 @@ def test_drain_relays_and_runs_everything_pending_then_exits_0(env, tmp_path):
     result = celery(env, "protean", "drain", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
-    assert report["satisfied"] and report["failures"] == [] and report["relayed"] >= 3
+    # The placing process relayed the commands as it placed them (the fast path); the drain ran them.
+    assert report["satisfied"] and report["failures"] == [] and report["tasks"] >= 6
     assert state.jobs() == state.receipts() == {"j1", "j2", "j3"}
     assert set(state.job_ran().values()) == {1}
     assert state.markers() == {"tests.integration.jobs.Job": 3, "tests.integration.jobs.Receipts": 3}
