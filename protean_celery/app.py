@@ -68,6 +68,8 @@ class Runtime:
             domain.event_store.store, self._relay_committed, self.relay.outbox_models(),
             background=lambda: not str(celery.conf.broker_url or "").startswith("memory"),
         )
+        # Process-manager transitions that commit with the inbox marker need no stream read up front.
+        self.transitions = self.commits.appends if _transitions_with_marker(domain, self.inbox) else None
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
@@ -331,6 +333,14 @@ def _state_engine(cursors: CursorStore) -> Any:
     DeadLetters(memory).setup()
     Ledger(memory).setup()
     return memory
+
+
+def _transitions_with_marker(domain: Any, inbox: Inbox) -> bool:
+    from protean_celery.event_store.store import SQLEventStore, shared_provider
+
+    store = domain.event_store.store
+    shared = isinstance(store, SQLEventStore) and shared_provider(domain, store.engine) == inbox.provider
+    return inbox.enabled and shared
 
 
 def _transition_categories(domain: Any) -> set[str]:

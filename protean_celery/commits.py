@@ -105,6 +105,10 @@ class Commits:
         self._local.committed = Committed()
         return committed
 
+    def appends(self, category: str) -> int:
+        """How many appends to ``category`` this thread made so far (a process manager's transitions)."""
+        return int((getattr(self._local, "appends", None) or {}).get(category, 0))
+
     def _pending(self) -> Committed:
         committed = getattr(self._local, "committed", None)
         if committed is None:
@@ -170,7 +174,12 @@ class Commits:
 
         def watched(stream_name: str, *args: Any, **kwargs: Any) -> Any:
             position = write(stream_name, *args, **kwargs)
-            self._pending().categories.add(str(stream_name).partition("-")[0])
+            category = str(stream_name).partition("-")[0]
+            self._pending().categories.add(category)
+            counts = getattr(self._local, "appends", None)
+            if counts is None:
+                counts = self._local.appends = {}
+            counts[category] = counts.get(category, 0) + 1
             if not _in_unit_of_work() and not getattr(self._local, "deferred", False):
                 self.committed()  # its own transaction: durable already
             return position

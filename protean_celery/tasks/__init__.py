@@ -218,7 +218,7 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         with runtime.commits.deferred():
             outcome = run_handler(
                 runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox,
-                lock=_serial_key(route, message),
+                lock=_serial_key(route, message), transitions=runtime.transitions,
             )
     except (UnknownHandlerError, DeserializationError) as exc:
         # No retry can fix a type nobody handles or data Protean cannot rebuild.

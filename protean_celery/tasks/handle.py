@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -31,7 +32,7 @@ from protean_celery.envelope import describe, message_key, metadata_of
 from protean_celery.errors import UnknownHandlerError
 from protean_celery.inbox import Inbox
 from protean_celery.registry import HandlerKind, HandlerSpec
-from protean_celery.tasks.process_manager import already_handled
+from protean_celery.tasks.process_manager import already_handled, require_transition, transition_category
 
 __all__ = ["Outcome", "run_handler"]
 
@@ -54,6 +55,7 @@ def run_handler(
     version_retries: int = 5,
     inbox: Inbox | None = None,
     lock: str | None = None,
+    transitions: Callable[[str], int] | None = None,
 ) -> Outcome:
     """Handle ``message`` with the handler ``spec`` names, inside a fresh domain context.
 
@@ -64,6 +66,9 @@ def run_handler(
         version_retries: extra attempts on ``ExpectedVersionError``.
         inbox: records the message as handled in the handler's Unit of Work.
         lock: serialise handlers holding the same key for the Unit of Work (see ``Inbox.run_once``).
+        transitions: for a process manager whose transitions commit with the inbox
+            marker: how many appends to a category this thread made so far. The
+            marker then recognises redeliveries and no stream is read up front.
 
     Returns:
         ``HANDLED``; ``EXPIRED`` for a command past its deadline (acked, never
@@ -93,13 +98,15 @@ def run_handler(
                 logger.info("%s: skipped expired command %s", spec.name, describe(message))
                 _mark(inbox, message, spec.path)
                 return Outcome.EXPIRED
-            if spec.kind is HandlerKind.PROCESS_MANAGER and already_handled(handler_cls, message):
+            manager = spec.kind is HandlerKind.PROCESS_MANAGER
+            if manager and transitions is None and already_handled(handler_cls, message):
                 logger.info("%s: redelivered %s already made a transition", spec.name, describe(message))
                 _mark(inbox, message, spec.path)
                 return Outcome.DUPLICATE
+            checked = _checked(handler_cls, message, transitions if manager else None)
             priority = getattr(metadata.domain, "priority", 0) or 0
             with processing_priority(priority):
-                handled = _invoke(handler_cls, message, version_retries, inbox, spec.path, lock)
+                handled = _invoke(checked, message, version_retries, inbox, spec.path, lock)
             if not handled:
                 logger.info("%s: duplicate %s acknowledged without handling", spec.name, describe(message))
             return Outcome.HANDLED if handled else Outcome.DUPLICATE
@@ -110,12 +117,25 @@ def run_handler(
             g.pop("message_in_context", None)
 
 
-def _invoke(
-    handler_cls: Any, message: Message, version_retries: int, inbox: Inbox | None, handler: str, lock: str | None
-) -> bool:
-    def handle() -> None:
-        handler_cls._handle(message)
+def _checked(handler_cls: Any, message: Message, transitions: Callable[[str], int] | None) -> Callable[[], None]:
+    """``handler_cls._handle(message)``; for a process manager, it raises when a missing instance made no transition."""
+    if transitions is None:
+        return lambda: handler_cls._handle(message)
+    category = transition_category(handler_cls)
 
+    def handle() -> None:
+        before = transitions(category)
+        handler_cls._handle(message)
+        if transitions(category) == before:
+            require_transition(handler_cls, message)
+
+    return handle
+
+
+def _invoke(
+    handle: Callable[[], None], message: Message, version_retries: int, inbox: Inbox | None, handler: str,
+    lock: str | None,
+) -> bool:
     for attempt in range(version_retries + 1):
         try:
             if inbox is None:

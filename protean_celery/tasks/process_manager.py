@@ -10,6 +10,11 @@ Before a process manager handles an event:
   dropped (Protean skips it with a debug log); it raises :class:`EarlyEventError`,
   which the task retries with backoff and, once retries are exhausted, dead-letters
   with that reason.
+
+When the transitions commit in the inbox marker's transaction (the SQL event store
+in the default database), the marker alone recognises a redelivery, and an early
+event is recognised after the handler ran, from the transition it did not make
+(:func:`require_transition`): no stream read in the common case.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from protean.utils.eventing import Message
 from protean_celery.envelope import metadata_of
 from protean_celery.errors import MessageError
 
-__all__ = ["EarlyEventError", "already_handled"]
+__all__ = ["EarlyEventError", "already_handled", "require_transition", "transition_category"]
 
 
 class EarlyEventError(MessageError):
@@ -56,6 +61,38 @@ def already_handled(pm_cls: Any, message: Message) -> bool:
                 correlation=str(correlation),
             )
     return False
+
+
+def transition_category(pm_cls: Any) -> str:
+    """The stream category of ``pm_cls``'s transitions."""
+    return str(pm_cls.meta_.stream_category)
+
+
+def require_transition(pm_cls: Any, message: Message) -> None:
+    """Called when handling ``message`` made no transition: raise if that is because the instance does not exist.
+
+    A complete instance (or an event the process manager does not handle) makes
+    no transition either; that is fine. Must run inside a domain context.
+
+    Raises:
+        EarlyEventError: a non-start event for an instance that does not exist yet.
+    """
+    from protean.utils.globals import current_domain
+
+    event = message.to_domain_object()
+    headers = metadata_of(message).headers
+    handlers = pm_cls._handlers.get(headers.type) or pm_cls._handlers.get("$any") or ()
+    store: Any = current_domain.event_store.store
+    for method in handlers:
+        if getattr(method, "_start", False):
+            continue
+        correlation = _resolve_correlation_value(event, method._correlate)
+        if not store.read(f"{transition_category(pm_cls)}-{correlation}", no_of_messages=1):
+            raise EarlyEventError(
+                f"{headers.type} {headers.id} reached {pm_cls.__name__} before instance {correlation!r} was "
+                "started; it is retried with backoff, then dead-lettered.",
+                correlation=str(correlation),
+            )
 
 
 def _caused_by(transition: Message, message_id: Any) -> bool:
