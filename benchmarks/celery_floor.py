@@ -65,7 +65,8 @@ def _run(args: argparse.Namespace, redis: RedisServer, worker: WorkerProcess) ->
     redis_cpu = _cpu(redis.process.pid)
     spent = worker_cpu + redis_cpu - cpu_before
     print(f"{args.tasks} no-op tasks, worker -c {args.concurrency}: {args.tasks / elapsed:.0f} tasks/s; "
-          f"{spent / args.tasks * 1000:.2f} ms CPU per task (worker {worker_cpu:.1f} s, redis {redis_cpu:.1f} s in all)")
+          f"{spent / args.tasks * 1000:.2f} ms CPU per task "
+          f"(worker {worker_cpu:.1f} s, redis {redis_cpu:.1f} s in all)")
 
 
 def _cpu(pid: int) -> float:
