@@ -19,6 +19,7 @@ from protean_celery import lifecycle
 from protean_celery.commits import Commits, Committed
 from protean_celery.config_file import refuse_misplaced_celery_table
 from protean_celery.deadletter import DeadLetters
+from protean_celery.eager import EagerCascade
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import ConfigurationError, DeadLetterError, PayloadTooLarge
 from protean_celery.flower import argsrepr
@@ -66,8 +67,11 @@ class Runtime:
         )
         self.commits = Commits(
             domain.event_store.store, self._relay_committed, self.relay.outbox_models(),
-            background=lambda: not str(celery.conf.broker_url or "").startswith("memory"),
+            background=lambda: not str(celery.conf.broker_url or "").startswith("memory")
+            and not celery.conf.task_always_eager,
         )
+        # Eager mode: the relay applies tasks here; after each, the relay runs for what it committed.
+        self.relay.cascade = EagerCascade(celery, lambda: (self.commits.take(), self.relay.run()))
         # Process-manager transitions that commit with the inbox marker need no stream read up front.
         self.transitions = self.commits.appends if _transitions_with_marker(domain, self.inbox) else None
         tune_sqlite(domain)

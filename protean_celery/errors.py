@@ -17,7 +17,8 @@
     │                                               a task or message type this worker
     │                                               does not know
     ├── RelayError                                  publishing to the broker failed
-    │   └── MessageLost                             a relayed message vanished, republished in vain
+    │   ├── MessageLost                             a relayed message vanished, republished in vain
+    │   └── EagerCascadeLimit                       eager mode: a cascade ran too many tasks
     ├── DeadLetterError                             DLQ tooling: unknown id, replay target missing
     ├── OutboxError                                 outbox tooling: a row that cannot be requeued
     │   └── OutboxRowNotFound(OutboxError, KeyError)
@@ -49,6 +50,7 @@ __all__ = [
     "UnknownHandlerError",
     "RelayError",
     "MessageLost",
+    "EagerCascadeLimit",
     "DeadLetterError",
     "OutboxError",
     "OutboxRowNotFound",
@@ -121,6 +123,10 @@ class RelayError(ProteanCeleryError):
 
 class MessageLost(RelayError):
     """A relayed message was never handled and no copy was left; the sweep's republications were lost too."""
+
+
+class EagerCascadeLimit(RelayError):
+    """Eager mode: one cascade applied its maximum number of tasks; the rest stay queued (see ``eager.py``)."""
 
 
 class DeadLetterError(ProteanCeleryError):

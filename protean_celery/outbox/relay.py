@@ -38,6 +38,7 @@ from protean.utils.outbox import OutboxStatus
 from protean.utils.query import Q
 
 from protean_celery.deadletter import DeadLetters
+from protean_celery.eager import EagerCascade, settles
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
 from protean_celery.errors import RelayError
 from protean_celery.flower import argsrepr
@@ -81,6 +82,9 @@ class Relay(CommandRelay):
         dead_letters: where commands it cannot publish go.
     """
 
+    #: Eager mode: applies the tasks this relay would publish (set by the runtime; see ``eager.py``).
+    cascade: EagerCascade | None = None
+
     def __init__(
         self,
         celery: Any,
@@ -99,6 +103,7 @@ class Relay(CommandRelay):
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self._outbox_models: dict[type, str] | None = None
 
+    @settles
     def run(
         self,
         *,
@@ -158,6 +163,7 @@ class Relay(CommandRelay):
         with self.domain.domain_context():
             return tuple(self._models())
 
+    @settles
     def publish_committed(self, rows: list[Any]) -> int:
         """Publish outbox rows a commit of this process just wrote, by id, without claiming them.
 
@@ -348,8 +354,10 @@ class Relay(CommandRelay):
         The task id is derived from the task and the message key, so every copy
         of a message for one handler has the same id. ``shown`` is what Flower and
         ``celery inspect`` show as its arguments (never payload data: see
-        :mod:`protean_celery.flower`).
+        :mod:`protean_celery.flower`). In eager mode it is applied here instead (:mod:`protean_celery.eager`).
         """
+        if self.cascade is not None and self.cascade.defer(route.task_name, payload, task_id(route.task_name, key)):
+            return
         self.celery.send_task(
             route.task_name,
             args=(payload,),
