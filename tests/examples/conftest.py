@@ -7,3 +7,8 @@ def protean_celery_domain():
     from workers.orders.domain import domain
 
     return domain
+
+
+# Celery's own fixtures (celery_app, celery_worker from pytest-celery / celery.contrib.pytest)
+# serving the ProteanCelery test app: see docs/guides/testing.md.
+from protean_celery.testing.celery_fixtures import celery_app, celery_worker  # noqa: E402, F401
