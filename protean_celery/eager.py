@@ -86,8 +86,10 @@ class EagerCascade:
             is open (it applies the queue when it returns). False otherwise: the
             caller publishes the message as usual.
         """
+        if not self.enabled:
+            return False
         state = self._state()
-        if not self.enabled or state.depth == 0:
+        if state.depth == 0:
             return False
         state.queue.append((task_name, payload, task_id))
         return True
