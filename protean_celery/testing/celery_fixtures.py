@@ -31,7 +31,9 @@ Docker and are not wired to a ``ProteanCelery`` app.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -80,5 +82,21 @@ def celery_worker(
     from celery.contrib.testing.worker import start_worker
 
     parameters = {"perform_ping_check": False, **celery_worker_parameters}
-    with start_worker(celery_app, pool=celery_worker_pool, **parameters) as worker:
+    with _logging_restored(), start_worker(celery_app, pool=celery_worker_pool, **parameters) as worker:
         yield worker
+
+
+@contextmanager
+def _logging_restored() -> Iterator[None]:
+    """Give the root logger its level and handlers back after the worker set up Celery's logging.
+
+    ``start_worker`` configures logging as a worker does (root level ``error``, its own
+    handler), which would hide later tests' warnings from ``caplog``.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
