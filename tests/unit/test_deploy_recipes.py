@@ -23,7 +23,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SYSTEMD = DEPLOY / "systemd"
 KUBERNETES = DEPLOY / "kubernetes"
 UNITS = {"worker": "protean-celery-worker.service", "beat": "protean-celery-beat.service",
-         "flower": "protean-celery-flower.service"}
+         "flower": "protean-celery-flower.service", "db-setup": "protean-celery-db-setup.service"}
 VENV_CELERY = "/opt/protean-celery/venv/bin/celery"
 HEALTH = ["celery", "-A", "app", "protean", "health"]
 # scheme://user:password@ with a literal password (a ${VAR} or a placeholder is fine)
@@ -69,6 +69,13 @@ def test_systemd_unit_runs_celery_on_the_app_with_settings_from_an_environment_f
     assert service["KillMode"] in {"mixed"} and service["KillSignal"] == "SIGTERM"
     assert service["Restart"] == "always" and service["User"] == "protean-celery"
     assert "multi-user.target" in unit(name)["Install"]["WantedBy"]
+
+
+def test_systemd_db_setup_creates_the_tables_once():
+    service = unit("db-setup")["Service"]
+    assert service["Type"] == "oneshot"
+    assert service["ExecStart"].split() == [VENV_CELERY, "-A", "app", "protean", "db", "setup"]
+    assert service["EnvironmentFile"] == "/etc/protean-celery/protean-celery.env"
 
 
 def test_systemd_units_hold_no_broker_or_database_url():
