@@ -28,15 +28,15 @@ pytestmark = pytest.mark.integration
 
 PAGE = ROOT / "docs" / "getting-started.md"
 QUICKSTART = ROOT / "docs" / "examples" / "quickstart"
-COMMAND = re.compile(r"^(python|celery|export) ")
+COMMAND = re.compile(r"^(python|celery|export|PROTEAN_DOMAIN=\S+ PROTEAN_CELERY_TRAVERSE=0 celery) ")
 
 
-def section(number: str) -> str:
-    """The text of the page's section ``## <number> …``."""
+def section(heading: str) -> str:
+    """The text of the page's section whose ``## `` heading starts with ``heading``."""
     for part in PAGE.read_text().split("\n## "):
-        if part.startswith(f"{number} "):
+        if part.split("\n", 1)[0].startswith(heading):
             return part
-    raise AssertionError(f"no section {number} in {PAGE}")
+    raise AssertionError(f"no section {heading!r} in {PAGE}")
 
 
 def plain_blocks(text: str) -> list[list[str]]:
@@ -146,5 +146,8 @@ def test_getting_started_from_zero_handles_the_command_as_the_page_shows(reader)
         wait_for(lambda: reader.run(use[1]), expected_output(section("6."), "b1 "))
         wait_for(lambda: reader.run(use[2]), expected_output(section("6."), "unrelayed"))
         assert reader.run(use[3]) == "0 dead letter(s)."
+        auto_check = commands(section("Without an app module"))[0]
+        assert auto_check.endswith("celery -A protean_celery.auto protean check")
+        assert reader.run(auto_check) == "OK: 2 handler tasks, broker configured, guarantees in force."
     except AssertionError as error:
         raise AssertionError(f"{error}\n--- background logs ---\n{reader.logs()}") from None
