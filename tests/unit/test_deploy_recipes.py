@@ -66,7 +66,7 @@ def test_systemd_unit_runs_celery_on_the_app_with_settings_from_an_environment_f
     argv = service["ExecStart"].split()
     assert argv[:4] == [VENV_CELERY, "-A", "app", command]
     assert service["EnvironmentFile"] == "/etc/protean-celery/protean-celery.env"
-    assert service["KillMode"] in {"mixed"} and service["KillSignal"] == "SIGTERM"
+    assert service["KillMode"] == "mixed" and service["KillSignal"] == "SIGTERM"
     assert service["Restart"] == "always" and service["User"] == "protean-celery"
     assert "multi-user.target" in unit(name)["Install"]["WantedBy"]
 
