@@ -18,6 +18,7 @@ from protean.utils.eventing import Message
 
 from protean_celery.envelope import metadata_of
 from protean_celery.errors import PayloadTooLarge
+from protean_celery.outbox.rows import command_message, command_rows
 
 if TYPE_CHECKING:
     from protean_celery.outbox.relay import RelayReport
@@ -44,11 +45,11 @@ class CommandRelay:
         store = self.domain.event_store.store
         for category in categories if categories is not None else self.topology.command_categories():
             name = command_cursor_name(category)
-            if not assume_new and not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
+            if not assume_new and not command_rows(store, category, self.cursors.position(name), 1):
                 continue  # nothing new: skip the locked round trip
 
             def step(position: int, category: str = category) -> int:
-                rows = store._read(category, position=position + 1, no_of_messages=self.settings.relay_batch_size)
+                rows = command_rows(store, category, position, self.settings.relay_batch_size)
                 if not rows:
                     return position
                 with self.celery.producer_or_acquire() as producer:
@@ -68,10 +69,8 @@ class CommandRelay:
             self.cursors.advance(name, step)
 
     def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
-        if row.get("type") == "SNAPSHOT":
-            return None
         try:
-            return Message.deserialize(row)
+            return command_message(row)
         except Exception as exc:  # never block the cursor behind one bad row
             self._park_command(row, category, exc, report)
             return None
