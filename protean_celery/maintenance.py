@@ -27,7 +27,7 @@ from protean_celery.outbox.admin import providers
 from protean_celery.protean_api import outbox_repo
 
 if TYPE_CHECKING:
-    from protean_celery.app import Runtime
+    from protean_celery.runtime import Runtime
 
 __all__ = ["maintain", "prune_outbox"]
 

@@ -103,7 +103,7 @@ def read_category(store: BaseEventStore, category: str, position: int, limit: in
     return list(store._read(category, position=position, no_of_messages=limit))
 
 
-def reset_client(store: BaseEventStore) -> None:
+def reset_client(store: Any) -> None:
     """Drop a Message DB store's cached client (a lazy pool, rebuilt on first use); no-op for others.
 
     Duck-typed on ``_client``: importing Protean's Message DB adapter needs its optional driver.

@@ -74,7 +74,7 @@ def tune_sqlite(domain: Any) -> None:
         if engine.dialect.name != "sqlite" or getattr(engine, "_protean_celery_tuned", False):
             continue
         event.listen(engine, "connect", _pragmas)
-        engine._protean_celery_tuned = True
+        engine._protean_celery_tuned = True  # type: ignore[attr-defined]
         engine.dispose()
 
 

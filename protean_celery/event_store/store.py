@@ -79,7 +79,7 @@ class SQLEventStore(BaseEventStore):
 
     def setup(self) -> None:
         """Create the database (when missing) and the table and indexes (idempotent)."""
-        from protean_celery.storage import prepare_databases
+        from protean_celery.databases import prepare_databases
 
         uri = self.engine.url.render_as_string(hide_password=False)  # str() would mask the password
         prepare_databases({"event_store": {"provider": "sqlalchemy", "database_uri": uri}})

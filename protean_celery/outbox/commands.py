@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from protean.utils.eventing import Message
 
 from protean_celery.envelope import metadata_of
 from protean_celery.errors import PayloadTooLarge
+from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import command_message, command_rows
-
-if TYPE_CHECKING:
-    from protean_celery.outbox.relay import RelayReport
 
 __all__ = ["CommandRelay", "command_cursor_name"]
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +45,7 @@ from protean_celery.outbox.admin import counts, max_attempts
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.commands import CommandRelay, command_cursor_name
 from protean_celery.outbox.cursor import CursorStore
+from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import outbox_message
 from protean_celery.protean_api import outbox_claim, outbox_eligible, outbox_model, outbox_repo, outbox_update
 from protean_celery.settings import CelerySettings
@@ -54,21 +54,6 @@ from protean_celery.topology import Route, Topology
 __all__ = ["Relay", "RelayReport", "command_cursor_name"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RelayReport:
-    """What one relay run did."""
-
-    events: int = 0
-    commands: int = 0
-    tasks: int = 0
-    failed: int = 0
-
-    @property
-    def moved(self) -> int:
-        """Outbox rows plus commands relayed."""
-        return self.events + self.commands
 
 
 class Relay(CommandRelay):

@@ -67,7 +67,7 @@ from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify
 from protean_celery.topology import Route
 
 if TYPE_CHECKING:
-    from protean_celery.app import Runtime
+    from protean_celery.runtime import Runtime
 
 __all__ = ["register_tasks", "execute", "MAX_RETRY_DELAY"]
 

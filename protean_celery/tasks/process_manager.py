@@ -47,7 +47,7 @@ def already_handled(pm_cls: Any, message: Message) -> bool:
     event = message.to_domain_object()
     headers = metadata_of(message).headers
     store: Any = current_domain.event_store.store
-    for method in process_manager_methods(pm_cls, headers.type):
+    for method in process_manager_methods(pm_cls, str(headers.type)):
         correlation = correlation_value(event, method)
         stream = f"{pm_cls.meta_.stream_category}-{correlation}"
         transitions = store.read(stream, no_of_messages=1_000_000)
@@ -81,7 +81,7 @@ def require_transition(pm_cls: Any, message: Message) -> None:
     event = message.to_domain_object()
     headers = metadata_of(message).headers
     store: Any = current_domain.event_store.store
-    for method in process_manager_methods(pm_cls, headers.type):
+    for method in process_manager_methods(pm_cls, str(headers.type)):
         if is_start(method):
             continue
         correlation = correlation_value(event, method)
