@@ -51,8 +51,9 @@ def command_message(row: dict[str, Any]) -> Message | None:
     """The command a command row holds; None for a snapshot row (nothing to relay).
 
     Raises:
-        Exception: the row cannot be decoded as a Protean message (Protean's own
-            error: the relay dead-letters the row, the sweep skips it).
+        DeserializationError: the row cannot be decoded as a Protean message (the
+            relay dead-letters the row, the sweep skips it; both also catch any
+            other error Protean raises for a malformed row).
     """
     if row.get("type") == "SNAPSHOT":
         return None
