@@ -76,7 +76,7 @@ def outbox_model(domain: Domain, provider: str) -> type:
 
 def outbox_update(repo: OutboxRepository, criteria: Q, **values: Any) -> int:
     """One bulk ``UPDATE`` of the rows matching ``criteria`` (the DAO's ``_update_all``); returns how many."""
-    return int(repo._dao._update_all(criteria, **values))
+    return int(repo._dao._update_all(criteria, **values) or 0)
 
 
 def outbox_eligible(repo: OutboxRepository, now: datetime, target_broker: str) -> Q:

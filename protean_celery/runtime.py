@@ -4,7 +4,8 @@
 database (:mod:`protean_celery.state`: cursors, dead letters, ledger), the relay,
 the inbox, the redelivery sweep, the commits that feed the fast path, and the
 retry policies. Tasks, maintenance, the worker's consumer and the lifecycle
-receivers hold it; it imports none of them, so no import cycle runs through it.
+receivers hold it and import it for annotations only, so no import cycle runs
+through it (`scripts/import_graph` checks).
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ table                              database                                    d
 
 The state database is ``[custom.celery] state_database_uri``, else the default
 database. The inbox must share the handlers' transaction, so it lives where
-their aggregates do; the event store table is the SQL event store's own.
+their aggregates do; the event store table is the SQL event store's own. The
+serial lock of projectors and process managers holds no table: a PostgreSQL
+advisory lock in the default database, taken with the inbox marker (``inbox.py``).
 
 An app built with in-process cursors (``MemoryCursorStore``, for the test drain)
 keeps its dead letters and ledger in a private SQLite memory database; ``protean
