@@ -74,10 +74,7 @@ class Runtime:
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.inbox = Inbox(domain)
-        self.sweep = Sweep(
-            celery, domain, self.topology, settings, self.cursors, self.inbox, self.dead_letters, self.relay,
-            self.ledger,
-        )
+        self.sweep = Sweep(self.relay, state, self.inbox)
         self.commits = Commits(
             domain.event_store.store, self._relay_committed, self.relay.outbox_models(),
             background=lambda: not str(celery.conf.broker_url or "").startswith("memory"),
