@@ -125,7 +125,8 @@ def broker_samples(app: Any, timeout: float) -> list[Sample]:
         if lag is not None:
             samples.append(Sample("protean_celery_queue_lag_seconds", lag, labels))
     ignore = set(app.topology.relay_tasks.values())
-    samples.append(Sample("protean_celery_in_flight_messages", float(adapter.in_flight(ignore=ignore, timeout=timeout))))
+    in_flight = adapter.in_flight(ignore=ignore, timeout=timeout)
+    samples.append(Sample("protean_celery_in_flight_messages", float(in_flight)))
     return samples
 
 

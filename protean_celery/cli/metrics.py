@@ -80,7 +80,9 @@ def _serve(module: Any, registry: Any, host: str, port: int) -> None:
     try:
         server, thread = module.start_http_server(port, addr=host, registry=registry)
     except OSError as error:
-        raise click.ClickException(f"Cannot listen on {host}:{port} ({error.strerror}): choose another --port.") from None
+        raise click.ClickException(
+            f"Cannot listen on {host}:{port} ({error.strerror}): choose another --port or --host."
+        ) from None
     click.echo(f"Serving Prometheus metrics on http://{host}:{port}/metrics (Ctrl-C to stop)")
     try:
         while thread.is_alive():
