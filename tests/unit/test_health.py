@@ -12,19 +12,14 @@ from sqlalchemy import text
 from protean_celery import health
 from protean_celery.bounded import within
 from protean_celery.cli import protean
-from protean_celery.testing import Testbed
-from tests.support.shop import PlaceOrder, build_domain
+from tests.support.shop import PlaceOrder
 
 CLOSED = "redis://:s3cret@127.0.0.1:1/0"
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path, settings={"nudge": False})
-    app = bed.setup()
-    yield app
-    app.conf.broker_url = "memory://"  # a test may point it at a closed port
-    bed.teardown()
+def app(sqlite_app):
+    return sqlite_app
 
 
 def _by_name(checks):

@@ -10,19 +10,14 @@ from click.testing import CliRunner
 from protean_celery import metrics
 from protean_celery.cli import protean
 from protean_celery.metrics import collect
-from protean_celery.testing import Testbed
-from tests.support.shop import PlaceOrder, build_domain
+from tests.support.shop import PlaceOrder
 
 FULFILMENT = "protean.shop.Fulfilment"
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path, settings={"nudge": False})
-    app = bed.setup()
-    yield app
-    app.conf.broker_url = "memory://"  # a test may point it at a closed port
-    bed.teardown()
+def app(sqlite_app):
+    return sqlite_app
 
 
 def _values(scrape, name):
