@@ -36,7 +36,7 @@ from protean_celery.bounded import within
 from protean_celery.redact import redact, redact_url, secrets_of
 
 __all__ = [
-    "Check", "broker", "database", "state_database", "event_store", "tables", "relay", "workers",
+    "Check", "Unhealthy", "broker", "database", "state_database", "event_store", "tables", "relay", "workers",
     "liveness", "readiness", "reachability", "run", "failing",
 ]
 
@@ -45,6 +45,10 @@ INNER_SHARE = 0.8
 
 #: How many relay intervals (plus the grace) an outbox row may stay due before the relay counts as stalled.
 RELAY_TICKS = 3
+
+
+class Unhealthy(Exception):
+    """A failure whose message is already the one line to show (raised where a check is a step of more work)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ def broker(app: Any, timeout: float = 5.0) -> Check:
     url = redact_url(require_broker(app))
 
     def connect() -> None:
-        with app.connection_for_read() as connection:
+        # Redis' client waits for a reply forever by default: a port that accepts and never answers.
+        waits = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        with app.connection_for_read(transport_options=waits) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
 
     return _reach("broker", url, connect)
@@ -243,10 +249,18 @@ def _select_one(engine: Any) -> None:
 
 
 def _reason(error: BaseException) -> str:
-    """The error's first line, its driver's message first (not SQLAlchemy's SQL and help link)."""
+    """One line for ``error``: the CLI's own when it names a fix (a missing table), else its driver's first line."""
+    from sqlalchemy.exc import DBAPIError
+
+    from protean_celery.cli.errors import user_error_message
+
+    if isinstance(error, Unhealthy):
+        return str(error)
+    if isinstance(error, DBAPIError) and (message := user_error_message(error)) is not None:
+        return message.replace("celery -A <app> ", "").rstrip(".")
     original = getattr(error, "orig", None) or error
     lines = str(original).strip().splitlines()
-    return f"{type(original).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return f"{type(original).__name__}: {lines[0] if lines else ''}".rstrip(".: ")
 
 
 def _secrets(app: Any) -> list[str]:

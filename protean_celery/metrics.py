@@ -106,14 +106,14 @@ def broker_samples(app: Any, timeout: float) -> list[Sample]:
     """Queue depth and lag per task queue, and messages in flight (after one connection attempt).
 
     Raises:
-        ConnectionError: the broker cannot be reached (the message names it, without a password).
+        Unhealthy: the broker cannot be reached (the message names it, without a password).
     """
     from protean_celery.broker import broker_for
-    from protean_celery.health import broker
+    from protean_celery.health import Unhealthy, broker
 
     reached = broker(app, timeout)
     if not reached.ok:
-        raise ConnectionError(reached.detail)
+        raise Unhealthy(reached.detail)
     adapter = broker_for(app)
     tasks = {route.queue.name: route.task_name for route in app.topology.routes}
     names = [queue.name for queue in app.topology.queues]

@@ -9,6 +9,7 @@ in its own thread against one deadline; see :mod:`protean_celery.health`).
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -33,10 +34,12 @@ def health(ctx: click.Context, probe: str | None, timeout: float, node: str | No
     if probe is None:
         raise click.UsageError("Choose a probe: --liveness or --readiness.")
     app = app_of(ctx)
+    started = time.monotonic()
     checks = (liveness if probe == "liveness" else readiness)(app, timeout, node)
+    seconds = round(time.monotonic() - started, 3)
     bad = failing(checks)
     if as_json:
-        echo_json({"probe": probe, "ok": not bad, "checks": checks})
+        echo_json({"probe": probe, "ok": not bad, "seconds": seconds, "checks": checks})
     elif bad:
         click.echo(f"unhealthy ({probe}): " + "; ".join(f"{check.name}: {check.detail}" for check in bad))
     else:
