@@ -10,13 +10,16 @@ scrape on stdout and exits: 0 when every component answered, 1 when one did not
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
-__all__ = ["metrics", "ScrapeCollector"]
+__all__ = ["metrics", "ScrapeCollector", "failures_line"]
+
+logger = logging.getLogger(__name__)
 
 
 class ScrapeCollector:
@@ -25,11 +28,13 @@ class ScrapeCollector:
     Args:
         app: the ProteanCelery app.
         timeout: seconds each scrape may take.
+        log_failures: log a warning naming the components that failed a scrape (when serving).
     """
 
-    def __init__(self, app: Any, timeout: float) -> None:
+    def __init__(self, app: Any, timeout: float, log_failures: bool = False) -> None:
         self.app = app
         self.timeout = timeout
+        self.log_failures = log_failures
         self.last: Any = None
 
     def collect(self) -> Iterator[Any]:
@@ -39,6 +44,8 @@ class ScrapeCollector:
         from protean_celery.metrics import HELP, collect
 
         self.last = collect(self.app, self.timeout)
+        if self.log_failures and self.last.failures:
+            logger.warning("protean metrics: %s", failures_line(self.last.failures))
         families: dict[str, Any] = {}
         for sample in self.last.samples:
             names = sorted(sample.labels)
@@ -63,17 +70,22 @@ def metrics(ctx: click.Context, port: int, host: str, once: bool, timeout: float
     app = app_of(ctx)
     registry_module = _prometheus()
     registry = registry_module.CollectorRegistry()
-    collector = ScrapeCollector(app, timeout)
+    collector = ScrapeCollector(app, timeout, log_failures=not once)
     registry.register(collector)
     if once:
         text = registry_module.generate_latest(registry).decode()
         click.echo(text, nl=False)
         failures = collector.last.failures if collector.last is not None else []
         if failures:
-            click.echo("metrics: " + "; ".join(f"{check.name}: {check.detail}" for check in failures), err=True)
+            click.echo(f"metrics: {failures_line(failures)}", err=True)
         sys.stdout.flush()
         sys.exit(1 if failures else 0)
     _serve(registry_module, registry, host, port)
+
+
+def failures_line(failures: list[Any]) -> str:
+    """The failed components of a scrape, in one line: ``broker: cannot reach …; state: …``."""
+    return "; ".join(f"{check.name}: {check.detail}" for check in failures)
 
 
 def _serve(module: Any, registry: Any, host: str, port: int) -> None:

@@ -111,7 +111,7 @@ def _probe_against(env, broker, *args):
 
 
 def test_a_closed_broker_port_is_named_without_a_password_or_traceback(env):
-    ops(env, "place:c1")
+    assert protean(env, "db", "setup").returncode == 0
     closed = "redis://:s3cret@127.0.0.1:1/0"
     result, document = _probe_against(env, closed, "--readiness")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -125,7 +125,7 @@ def test_a_closed_broker_port_is_named_without_a_password_or_traceback(env):
 
 
 def test_a_broker_that_never_answers_fails_at_the_timeout(env):
-    ops(env, "place:b1")
+    assert protean(env, "db", "setup").returncode == 0
     with socket.socket() as silent:  # accepts connections (the kernel does) and never says a word
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
