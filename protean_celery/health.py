@@ -74,9 +74,9 @@ def broker(app: Any, timeout: float = 5.0) -> Check:
     url = redact_url(require_broker(app))
 
     def connect() -> None:
-        # Redis' client waits for a reply forever by default: a port that accepts and never answers.
-        waits = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        with app.connection_for_read(transport_options=waits) as connection:
+        with app.connection_for_read(connect_timeout=timeout) as connection:
+            if connection.transport.driver_type == "redis":  # its client waits for a reply forever by default
+                connection.transport_options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
 
     return _reach("broker", url, connect)
