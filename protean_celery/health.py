@@ -43,6 +43,10 @@ __all__ = [
 #: The share of the timeout a check's own network wait may use (it answers itself, before the deadline).
 INNER_SHARE = 0.8
 
+#: The share of the timeout ``ping`` waits for replies: connecting and publishing it take time too, and a
+#: live worker answers in milliseconds (the first reply ends the wait).
+PING_SHARE = 0.5
+
 #: How many relay intervals (plus the grace) an outbox row may stay due before the relay counts as stalled.
 RELAY_TICKS = 3
 
@@ -163,11 +167,11 @@ def workers(app: Any, timeout: float = 5.0, node: str | None = None) -> Check:
 
 def liveness(app: Any, timeout: float = 5.0, node: str | None = None) -> list[Check]:
     """The named worker answers; without a name, any worker or else the broker (see the module doc)."""
-    inner = timeout * INNER_SHARE
+    inner, ping = timeout * INNER_SHARE, timeout * PING_SHARE
     if node:
-        return run(app, {"workers": partial(workers, app, inner, node)}, timeout)
+        return run(app, {"workers": partial(workers, app, ping, node)}, timeout)
     broker_check, workers_check = run(
-        app, {"broker": partial(broker, app, inner), "workers": partial(workers, app, inner)}, timeout
+        app, {"broker": partial(broker, app, inner), "workers": partial(workers, app, ping)}, timeout
     )
     if workers_check.ok:
         return [workers_check]
@@ -176,7 +180,7 @@ def liveness(app: Any, timeout: float = 5.0, node: str | None = None) -> list[Ch
 
 def readiness(app: Any, timeout: float = 5.0, node: str | None = None) -> list[Check]:
     """Broker, databases, event store, tables, relay and workers, all at once, ``timeout`` seconds in all."""
-    inner = timeout * INNER_SHARE
+    inner, ping = timeout * INNER_SHARE, timeout * PING_SHARE
     checks = run(app, {
         "broker": partial(broker, app, inner),
         "database": partial(database, app),
@@ -184,7 +188,7 @@ def readiness(app: Any, timeout: float = 5.0, node: str | None = None) -> list[C
         "event_store": partial(event_store, app),
         "tables": partial(tables, app),
         "relay": partial(relay, app),
-        "workers": partial(workers, app, inner, node),
+        "workers": partial(workers, app, ping, node),
     }, timeout)
     if not checks[0].ok:
         checks[-1] = _not_asked(checks[-1])
