@@ -73,7 +73,7 @@ class Check:
 
 def broker(app: Any, timeout: float = 5.0) -> Check:
     """The broker accepts a connection (one attempt, no retries, ``timeout`` seconds at most)."""
-    from protean_celery.app import require_broker
+    from protean_celery.lifecycle import require_broker
 
     url = redact_url(require_broker(app))
 
@@ -96,7 +96,7 @@ def database(app: Any) -> Check:
 
 def state_database(app: Any) -> Check:
     """The state database (relay cursors, dead letters, redelivery ledger) answers ``SELECT 1``."""
-    engine = app.runtime.dead_letters.engine
+    engine = app.runtime.state.engine
     return _reach("state_database", redact_url(engine.url), partial(_select_one, engine))
 
 
@@ -118,18 +118,14 @@ def event_store(app: Any) -> Check:
 
 
 def tables(app: Any) -> Check:
-    """protean-celery's tables exist: the inbox, the dead letters, the redelivery ledger and the relay cursors."""
+    """protean-celery's tables exist: the state database's (relay cursors, dead letters, ledger) and the inbox."""
     from sqlalchemy import inspect
 
-    from protean_celery.deadletter import dead_letters_table
     from protean_celery.inbox import inbox_table
-    from protean_celery.outbox.cursor import cursors_table
-    from protean_celery.redelivery.ledger import ledger_table
+    from protean_celery.state import STATE_TABLES
 
-    state = app.runtime.dead_letters.engine
-    wanted = [(state, dead_letters_table.name), (state, ledger_table.name)]
-    if state.url.database not in (None, "", ":memory:"):  # in-process tests keep cursors in memory
-        wanted.append((state, cursors_table.name))
+    state = app.runtime.state
+    wanted = [(state.engine, table.name) for table in STATE_TABLES] if state.durable else []
     if app.runtime.inbox.enabled:
         wanted.append((app.runtime.inbox.engine, inbox_table.name))
     missing = [name for engine, name in wanted if not inspect(engine).has_table(name)]

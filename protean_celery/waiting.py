@@ -23,6 +23,7 @@ from protean.utils.outbox import OutboxStatus
 from protean.utils.query import Q
 
 from protean_celery.outbox.admin import providers, stuck_criteria
+from protean_celery.protean_api import outbox_query
 
 __all__ = ["oldest_unpublished", "oldest_due"]
 
@@ -56,7 +57,7 @@ def oldest_due(domain: Any, now: datetime | None = None) -> dict[str, float | No
 
 
 def _first(domain: Any, provider: str, criteria: Q, order: str) -> Any:
-    query = domain._get_outbox_repo(provider)._dao.query.filter(criteria).order_by(order)
+    query = outbox_query(domain, provider).filter(criteria).order_by(order)
     items = query.limit(1).all().items
     return items[0] if items else None
 

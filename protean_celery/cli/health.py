@@ -28,7 +28,7 @@ __all__ = ["health"]
 @click.pass_context
 def health(ctx: click.Context, probe: str | None, timeout: float, node: str | None, as_json: bool) -> None:
     """Probe this app's health; exit 0 when healthy, 1 naming what is not."""
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
     from protean_celery.health import failing, liveness, readiness
 
     if probe is None:

@@ -65,7 +65,7 @@ class ScrapeCollector:
 @click.pass_context
 def metrics(ctx: click.Context, port: int, host: str, once: bool, timeout: float) -> None:
     """Serve Prometheus metrics: queue depth and lag, outbox, relay, dead letters, sweep, inbox."""
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
 
     app = app_of(ctx)
     registry_module = _prometheus()
