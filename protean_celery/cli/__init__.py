@@ -1,7 +1,8 @@
 """``celery -A app protean …``: registered through the ``celery.commands`` entry point.
 
 Sub-commands: ``topology``, ``check``, ``status``, ``drain``, ``db setup|setup-outbox|drop|truncate``,
-``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``.
+``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``, ``metrics``,
+``health --liveness|--readiness``.
 
 A user error (bad setting, unreachable broker or database, missing tables, unknown id)
 prints one line that names the fix and exits 1 (``cli/errors.py``); so does a
@@ -17,7 +18,9 @@ from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq
 from protean_celery.cli.drain import drain
 from protean_celery.cli.errors import ProteanGroup
+from protean_celery.cli.health import health
 from protean_celery.cli.loading import app_of, guard_app_loading, help_requested
+from protean_celery.cli.metrics import metrics
 from protean_celery.cli.outbox import outbox
 from protean_celery.cli.status import status
 from protean_celery.cli.topology import topology
@@ -40,3 +43,5 @@ protean.add_command(dlq)
 protean.add_command(status)
 protean.add_command(outbox)
 protean.add_command(drain)
+protean.add_command(metrics)
+protean.add_command(health)

@@ -136,7 +136,9 @@ def test_compose_runs_redis_postgres_the_tables_worker_beat_flower_and_metrics()
     assert services["worker"]["command"][:4] == ["celery", "-A", "app", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "app", "beat"]
     assert services["flower"]["command"][:4] == ["celery", "-A", "app", "flower"]
-    assert services["metrics"]["command"] == ["celery", "-A", "app", "protean", "metrics", "--port", "9808"]
+    assert services["metrics"]["command"] == [
+        "celery", "-A", "app", "protean", "metrics", "--host", "0.0.0.0", "--port", "9808",  # reachable by the mapping
+    ]
 
 
 def test_compose_starts_the_app_once_its_servers_are_healthy_and_the_tables_exist():
@@ -221,7 +223,7 @@ def test_kubernetes_metrics_pods_are_annotated_with_the_port_they_serve():
     (container,) = containers(metrics)
     assert annotations["prometheus.io/scrape"] == "true"
     port = annotations["prometheus.io/port"]
-    assert container["command"] == ["celery", "-A", "app", "protean", "metrics", "--port", port]
+    assert container["command"] == ["celery", "-A", "app", "protean", "metrics", "--host", "0.0.0.0", "--port", port]
     assert {p["containerPort"] for p in container["ports"]} == {int(port)}
 
 
