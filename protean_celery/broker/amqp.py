@@ -36,6 +36,10 @@ class AmqpBroker:
         with self.celery.connection_for_read() as connection:
             return {name: _ready(connection, name) for name in queues}
 
+    def oldest_age(self, queue: str) -> float | None:
+        """``None``: AMQP cannot show a waiting message without taking it off its queue."""
+        return None
+
     def in_flight(self, *, ignore: Collection[str] = (), timeout: float = 1.0) -> int:
         """Tasks the workers are running or hold reserved, but those named in ``ignore``."""
         return count_held(self.celery, ignore, timeout)

@@ -1,9 +1,10 @@
 """What protean-celery asks of a broker, whatever its transport (the interface).
 
-Four questions, each answered by one adapter per transport (:mod:`.redis`,
+Five questions, each answered by one adapter per transport (:mod:`.redis`,
 :mod:`.amqp`, :mod:`.memory`; :func:`protean_celery.broker.broker_for` picks it):
 
 * how many messages wait in each queue (``depths``);
+* how long the oldest of them has waited (``oldest_age``; ``None`` where the broker cannot show it);
 * how many messages workers hold, delivered but not acknowledged (``in_flight``);
 * whether a task message is still somewhere, by task id (``locate``);
 * put back on its queue what a worker took and no worker holds any more (``reclaim``).
@@ -53,6 +54,14 @@ class Broker(Protocol):
 
     def depths(self, queues: Iterable[str]) -> dict[str, int]:
         """Messages waiting (ready, not yet delivered) in each of ``queues``; 0 for a queue not declared yet."""
+        ...
+
+    def oldest_age(self, queue: str) -> float | None:
+        """Seconds since the oldest message waiting in ``queue`` was written (0.0 when none waits).
+
+        ``None`` when the broker cannot show a waiting message without taking it (AMQP),
+        or the oldest one is not a Protean message (see :mod:`protean_celery.broker.age`).
+        """
         ...
 
     def in_flight(self, *, ignore: Collection[str] = (), timeout: float = 1.0) -> int:

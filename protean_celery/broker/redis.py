@@ -37,6 +37,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from protean_celery.broker.age import message_age
 from protean_celery.broker.base import Reclaimed, Sighting
 from protean_celery.broker.memory import virtual_depths
 from protean_celery.broker.workers import held_by_workers
@@ -59,6 +60,26 @@ class RedisBroker:
     def depths(self, queues: Iterable[str]) -> dict[str, int]:
         """Messages waiting in each queue (every priority level)."""
         return virtual_depths(self.celery, queues)
+
+    def oldest_age(self, queue: str) -> float | None:
+        """The age of the oldest message waiting in ``queue`` (read with ``LINDEX``, not taken); 0.0 when empty.
+
+        Kombu pushes on the left of each priority list and takes from the right, so
+        the oldest message of a list is its last element; the oldest of all lists wins.
+        """
+        with self.celery.connection_for_read() as connection:
+            channel = connection.default_channel
+            client = channel.client
+            prefix = str(getattr(client, "global_keyprefix", "") or "")
+            ages = []
+            for priority in channel.priority_steps:
+                raw = client.lindex(prefix + channel._q_for_pri(queue, priority), -1)
+                if raw is not None:
+                    ages.append(_age(channel, raw))
+        if not ages:
+            return 0.0
+        known = [age for age in ages if age is not None]
+        return max(known) if known else None
 
     def in_flight(self, *, ignore: Collection[str] = (), timeout: float = 1.0) -> int:
         """Entries of the unacked hash: every message taken and not acknowledged (``ignore`` is not applied)."""
@@ -138,6 +159,14 @@ def _taken_before(channel: Any, client: Any, older_than: float, limit: int) -> d
         if entry is not None:
             candidates[tag] = (*entry, now - float(taken_at))
     return candidates
+
+
+def _age(channel: Any, raw: Any) -> float | None:
+    """The age of a queued message as Redis stores it (JSON), or None."""
+    try:
+        return message_age(channel, json.loads(raw))
+    except (ValueError, TypeError):
+        return None
 
 
 def _entry(raw: Any) -> tuple[str, str, str] | None:

@@ -1,7 +1,8 @@
 """``celery -A app protean …``: registered through the ``celery.commands`` entry point.
 
 Sub-commands: ``topology``, ``check``, ``status``, ``drain``, ``db setup|setup-outbox|drop|truncate``,
-``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``.
+``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``, ``metrics``,
+``health --liveness|--readiness``.
 
 A user error (bad setting, unreachable broker or database, missing tables, unknown id)
 prints one line that names the fix and exits 1 (``cli/errors.py``); so does a
@@ -10,8 +11,6 @@ configuration error while ``-A`` loads the app (``cli/loading.py``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from protean_celery.cli.check import check
@@ -19,7 +18,9 @@ from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq
 from protean_celery.cli.drain import drain
 from protean_celery.cli.errors import ProteanGroup
-from protean_celery.cli.loading import guard_app_loading, help_requested
+from protean_celery.cli.health import health
+from protean_celery.cli.loading import app_of, guard_app_loading, help_requested
+from protean_celery.cli.metrics import metrics
 from protean_celery.cli.outbox import outbox
 from protean_celery.cli.status import status
 from protean_celery.cli.topology import topology
@@ -35,22 +36,6 @@ def protean(ctx: click.Context) -> None:
     """Protean domain tooling for this Celery app."""
 
 
-def app_of(ctx: click.Context) -> Any:
-    """The ``ProteanCelery`` app Celery loaded with ``-A``.
-
-    Raises:
-        click.UsageError: ``-A`` did not name a ProteanCelery app.
-    """
-    from protean_celery.app import ProteanCelery
-
-    app = getattr(ctx.find_root().obj, "app", None)
-    if not isinstance(app, ProteanCelery):
-        raise click.UsageError(
-            "celery -A must name a ProteanCelery app, e.g. celery -A workers.orders.app protean topology"
-        )
-    return app
-
-
 protean.add_command(topology)
 protean.add_command(check)
 protean.add_command(db)
@@ -58,3 +43,5 @@ protean.add_command(dlq)
 protean.add_command(status)
 protean.add_command(outbox)
 protean.add_command(drain)
+protean.add_command(metrics)
+protean.add_command(health)

@@ -1,4 +1,5 @@
-"""``celery -A app protean check``: configuration and topology problems, and weaker guarantees."""
+"""``celery -A app protean check``: configuration and topology problems, weaker guarantees, and whether
+the broker and the databases can be reached (the checks of :mod:`protean_celery.health`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import click
 
 from protean_celery.cli.output import echo_json, json_option
 
-__all__ = ["GUARANTEES", "check", "problems", "warnings"]
+__all__ = ["GUARANTEES", "check", "problems", "unreachable", "warnings"]
 
 #: Celery settings the delivery guarantees rely on, and why.
 GUARANTEES: dict[str, tuple[Any, str]] = {
@@ -25,11 +26,11 @@ GUARANTEES: dict[str, tuple[Any, str]] = {
 @click.pass_context
 def check(ctx: click.Context, as_json: bool) -> None:
     """Validate configuration and topology; exit 1 on any problem."""
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
     from protean_celery.declared import unhonoured
 
     app = app_of(ctx)
-    found = problems(app) + [str(item) for item in unhonoured(app.domain)]
+    found = problems(app) + [str(item) for item in unhonoured(app.domain)] + unreachable(app)
     if as_json:
         routes = len(app.topology.routes)
         echo_json({"ok": not found, "problems": found, "warnings": warnings(app), "handler_tasks": routes})
@@ -42,7 +43,18 @@ def check(ctx: click.Context, as_json: bool) -> None:
     if found:
         click.echo(f"{len(found)} problem(s); {routes} handler tasks.")
         sys.exit(1)
-    click.echo(f"OK: {routes} handler tasks, broker configured, guarantees in force.")
+    click.echo(f"OK: {routes} handler tasks, broker and databases reachable, guarantees in force.")
+
+
+def unreachable(app: Any, timeout: float = 5.0) -> list[str]:
+    """The broker or databases that cannot be reached (``timeout`` s at most; no broker URL is a problem already)."""
+    from protean_celery.health import failing, reachability
+
+    return [
+        f"{check.name.replace('_', ' ')}: {check.detail}: start it, or fix its URL."
+        for check in failing(reachability(app, timeout))
+        if check.name != "broker" or app.conf.broker_url
+    ]
 
 
 def warnings(app: Any) -> list[str]:

@@ -22,3 +22,15 @@ def shop_app():
         domain.event_store.store._data_reset()
         for name in domain.providers:
             domain.providers[name]._data_reset()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    """The shop domain on SQLite files (``Testbed``) and the memory broker, no nudge: relayed by ``app.relay()``."""
+    from protean_celery.testing import Testbed
+
+    bed = Testbed(build_domain(), tmp_path, settings={"nudge": False})
+    app = bed.setup()
+    yield app
+    app.conf.broker_url = "memory://"  # a test may point it at a closed port
+    bed.teardown()

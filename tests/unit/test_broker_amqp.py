@@ -37,3 +37,11 @@ def test_in_flight_counts_what_workers_run_or_reserve_but_ignored_tasks(shop_app
 
 def test_nothing_is_reclaimed_rabbitmq_requeues_by_itself(shop_app):
     assert AmqpBroker(shop_app).reclaim(older_than=0) == []
+
+
+def test_the_age_of_a_waiting_message_is_unknown_on_amqp(shop_app):
+    queue = shop_app.topology.queues[0]
+    with shop_app.connection_for_write() as connection:
+        connection.Producer().publish({"n": 1}, exchange=queue.exchange, routing_key=queue.routing_key)
+    assert AmqpBroker(shop_app).oldest_age(queue.name) is None  # it cannot be read without taking it
+    assert AmqpBroker(shop_app).depths([queue.name]) == {queue.name: 1}

@@ -86,3 +86,28 @@ def test_a_held_message_is_reclaimed_only_when_workers_answer_and_none_holds_it(
         assert broker.depths([QUEUE.name]) == {QUEUE.name: 1} and broker.in_flight() == 0
     finally:
         held.release()
+
+
+def _publish_written(app, written, priority=None):
+    payload = {"data": {}, "metadata": {"headers": {"time": written.isoformat()}}}
+    with app.connection_for_write() as connection:
+        connection.Producer().publish([[payload], {}, {}], exchange=QUEUE.exchange, routing_key=QUEUE.routing_key,
+                                      declare=[QUEUE], priority=priority)
+
+
+def test_oldest_age_reads_the_oldest_waiting_message_of_every_priority_level_without_taking_it(app):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    assert RedisBroker(app).oldest_age(QUEUE.name) == 0.0
+    _publish_written(app, now - timedelta(minutes=5))
+    _publish_written(app, now - timedelta(hours=1), priority=9)  # a newer message in another priority list
+    _publish_written(app, now)
+    age = RedisBroker(app).oldest_age(QUEUE.name)
+    assert 3600 <= age < 3700
+    assert RedisBroker(app).depths([QUEUE.name]) == {QUEUE.name: 3}  # read, not taken
+
+
+def test_oldest_age_of_a_message_that_is_not_a_protean_message_is_unknown(app):
+    _publish(app, "t1")
+    assert RedisBroker(app).oldest_age(QUEUE.name) is None
