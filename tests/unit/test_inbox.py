@@ -4,17 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from protean_celery.testing import Testbed
-from tests.support.shop import build_domain
-
 
 @pytest.fixture
-def inbox(tmp_path):
-    bed = Testbed(build_domain(), tmp_path)
-    app = bed.setup()
+def inbox(sqlite_shop):
+    app = sqlite_shop()
     with app.domain.domain_context():
         yield app.runtime.inbox
-    bed.teardown()
 
 
 def test_a_message_is_handled_once_per_handler(inbox):

@@ -5,37 +5,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from protean_celery.maintenance import maintain
-from protean_celery.testing import Testbed
 from protean_celery.testing.drain import drain
-from tests.support.shop import PlaceOrder, build_domain
+from tests.support.shop import PlaceOrder
 
 
-@pytest.fixture
-def row_id(shop_app):
+def test_maintenance_reports_counts_and_keeps_recent_rows(shop_app):
     with shop_app.domain.domain_context():
         shop_app.domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
-        (row,) = shop_app.domain._get_outbox_repo("default")._dao.query.all().items
-    return str(row.id)
-
-
-def _row(app, row_id):
-    with app.domain.domain_context():
-        return app.domain._get_outbox_repo("default").get(row_id)
-
-
-def test_maintenance_reports_counts_and_keeps_recent_rows(shop_app, row_id):
     shop_app.relay()
     report = maintain(shop_app.runtime)
     assert report == {"inbox_markers": 0, "dead_letters": 0, "outbox_published": 0, "outbox_abandoned": 0,
                       "errors": 0}
-    assert _row(shop_app, row_id).status == "published"
+    with shop_app.domain.domain_context():
+        (row,) = shop_app.domain._get_outbox_repo("default")._dao.query.all().items
+    assert row.status == "published"
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path, settings={"dead_letter_retention_days": 1})
-    yield bed.setup()
-    bed.teardown()
+def app(sqlite_shop):
+    return sqlite_shop(dead_letter_retention_days=1)
 
 
 def _markers(app):

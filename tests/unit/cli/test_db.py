@@ -6,15 +6,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from protean_celery.testing import Testbed
-from tests.support.shop import PlaceOrder, build_domain
+from tests.support.shop import PlaceOrder
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path)
-    yield bed.setup()
-    bed.teardown()
+def app(sqlite_shop):
+    return sqlite_shop()
 
 
 def _db(app, *args, input=None):

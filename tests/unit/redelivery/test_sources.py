@@ -6,19 +6,16 @@ import pytest
 
 from protean_celery.outbox.relay import command_cursor_name
 from protean_celery.redelivery.sources import read_commands, read_outbox
-from protean_celery.testing import Testbed
 from protean_celery.testing.drain import drain
-from tests.support.shop import PlaceOrder, build_domain
+from tests.support.shop import PlaceOrder
 
 COMMANDS = "protean.shop.commands.Order"
 CATEGORY = "shop::order:command"
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path, settings={"redeliver_after": 5})
-    yield bed.setup()
-    bed.teardown()
+def app(sqlite_shop):
+    return sqlite_shop(redeliver_after=5)
 
 
 def _commands(app, now, position=-1):

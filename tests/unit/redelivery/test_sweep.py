@@ -10,9 +10,8 @@ import pytest
 
 from protean_celery.broker import Sighting
 from protean_celery.redelivery import sweep
-from protean_celery.testing import Testbed
 from protean_celery.testing.drain import drain, queue_depths
-from tests.support.shop import PlaceOrder, build_domain
+from tests.support.shop import PlaceOrder
 
 COMMANDS = "protean.shop.commands.Order"
 
@@ -38,10 +37,8 @@ def broker(monkeypatch):
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path, settings={"redeliver_after": 5, "redelivery_attempts": 1})
-    yield bed.setup()
-    bed.teardown()
+def app(sqlite_shop):
+    return sqlite_shop(redeliver_after=5, redelivery_attempts=1)
 
 
 def _later():
@@ -94,16 +91,12 @@ def test_a_republished_copy_that_is_handled_settles_the_message(app, broker):
     assert app.runtime.dead_letters.list() == []
 
 
-def test_the_sweep_is_off_without_a_sweep_interval(tmp_path, broker):
-    bed = Testbed(build_domain(), tmp_path, settings={"sweep_interval": 0})
-    app = bed.setup()
-    try:
-        app.process(PlaceOrder(order_id="o1"))
-        _lose_every_message(app)
-        assert not app.runtime.sweep.enabled
-        assert app.runtime.sweep.run(now=_later()).checked == 0
-    finally:
-        bed.teardown()
+def test_the_sweep_is_off_without_a_sweep_interval(sqlite_shop, broker):
+    app = sqlite_shop(sweep_interval=0)
+    app.process(PlaceOrder(order_id="o1"))
+    _lose_every_message(app)
+    assert not app.runtime.sweep.enabled
+    assert app.runtime.sweep.run(now=_later()).checked == 0
 
 
 def _task_ids(app):

@@ -6,17 +6,14 @@ import pytest
 
 from protean_celery.errors import UnknownHandlerError
 from protean_celery.tasks.handle import Outcome, run_handler
-from protean_celery.testing import Testbed
-from tests.support.shop import Order, PlaceOrder, build_domain
+from tests.support.shop import Order, PlaceOrder
 
 COMMANDS = "protean.shop.commands.Order"
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path)
-    yield bed.setup()
-    bed.teardown()
+def app(sqlite_shop):
+    return sqlite_shop()
 
 
 def _command(app, order_id="o1"):
