@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,6 @@ def run_orders(state: Path, orders: int, broker: str | None = None, env: dict[st
     result = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,
                             text=True, timeout=timeout)
     return Run(result.stdout + result.stderr, result.returncode, state)
-
-
-def succeeded_task_ids(log: str, prefix: str) -> Counter[str]:
-    """How often each task id of tasks named ``prefix…`` succeeded in a worker log."""
-    return Counter(re.findall(rf"Task {re.escape(prefix)}[\w.]*\[([0-9a-f-]+)\] succeeded", log))
 
 
 def rows(engine: sa.Engine, query: str, **params: object) -> list[sa.Row]:
