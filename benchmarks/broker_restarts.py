@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         from protean_celery import storage
         from tests.chaos.chaos_app import app
 
-        storage.setup(app.domain, app.runtime.cursors)
+        storage.setup(app.domain, app.runtime.state)
         route = app.topology.route(PROBE_TASK)
         worker = WorkerProcess(APP, 2, env=env, cwd=ROOT, log_path=state / "worker.log")
         worker.start()

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"--skip takes a comma list of {', '.join(SYSTEMS)}; unknown: {', '.join(sorted(unknown))}")
     results: dict[str, Any] = {}
+    cpu: dict[str, float] = {}
     with ExitStack() as stack:
         redis = stack.enter_context(RedisServer())
         postgres = stack.enter_context(PostgresServer())
@@ -64,15 +65,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {system}", flush=True)
             started = time.monotonic()
             env = _environment(system, redis, postgres, logs, number)
+            busy = _busy_seconds()
             try:
                 results[system] = _run_system(system, env, args, logs)
             except (RuntimeError, ServerError, subprocess.TimeoutExpired) as exc:
                 results[system] = {"error": str(exc)}
+            ended = sum(p.get("completed", 0) + p.get("compensated", 0) for p in results[system].values()
+                        if isinstance(p, dict))
+            if ended:
+                cpu[system] = (_busy_seconds() - busy) / ended * 1000
             print(f"   {time.monotonic() - started:.0f} s: {json.dumps(results[system])}", flush=True)
-    print(render(results, args.concurrency))
+    print(render(results, args.concurrency, cpu))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (``/proc/stat``: everything but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

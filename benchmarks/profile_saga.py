@@ -31,7 +31,7 @@ STEPS = {
     "inbox marker (+ serial lock)": ("protean_celery/inbox.py", "claim_marker"),
     "process-manager redelivery check": ("protean_celery/tasks/process_manager.py", "already_handled"),
     "handler + Unit of Work (inbox inside)": ("protean_celery/tasks/handle.py", "_invoke"),
-    "Protean handler body (_handle)": ("protean/core/unit_of_work.py", "commit"),
+    "Protean's Unit of Work commit": ("protean/core/unit_of_work.py", "commit"),
     "relay after commit (nudge)": ("protean_celery/app.py", "nudge"),
 }
 
@@ -63,11 +63,16 @@ def _profile(args: argparse.Namespace) -> None:
     bed = Testbed(domain, state_dir=os.environ.get("PROTEAN_CELERY_STATE", "."), keep_config=True)
     app = bed.setup()
     statements: Counter[str] = Counter()
+    checkouts: Counter[str] = Counter()
     current = {"task": "placing"}
 
     @sa.event.listens_for(sa.Engine, "before_cursor_execute")
     def count(*_: object) -> None:
         statements[current["task"]] += 1
+
+    @sa.event.listens_for(sa.pool.Pool, "checkout")
+    def checkout(*_: object) -> None:  # a pre-pinging pool (Protean's) adds a round trip per checkout
+        checkouts[current["task"]] += 1
 
     tasks: Counter[str] = Counter()
     seconds: defaultdict[str, float] = defaultdict(float)
@@ -77,7 +82,7 @@ def _profile(args: argparse.Namespace) -> None:
 
     _place(app, PlaceOrder, 3)  # warm up every path once
     drain(app)
-    statements.clear(), tasks.clear(), seconds.clear()
+    statements.clear(), checkouts.clear(), tasks.clear(), seconds.clear()
     profiler = cProfile.Profile()
     started = time.perf_counter()
     if not args.no_profile:
@@ -86,7 +91,7 @@ def _profile(args: argparse.Namespace) -> None:
     report = drain(app, timeout=600)
     profiler.disable()
     elapsed = time.perf_counter() - started
-    _print(args, report, elapsed, tasks, seconds, statements, profiler)
+    _print(args, report, elapsed, tasks, seconds, statements, checkouts, profiler)
     bed.teardown()
 
 
@@ -117,13 +122,15 @@ def _place(app: object, command: type, count: int) -> None:
 
 
 def _print(args: argparse.Namespace, report: object, elapsed: float, tasks: Counter[str],
-           seconds: defaultdict[str, float], statements: Counter[str], profiler: cProfile.Profile) -> None:
+           seconds: defaultdict[str, float], statements: Counter[str], checkouts: Counter[str],
+           profiler: cProfile.Profile) -> None:
     total_tasks = sum(tasks.values())
     print(f"{args.orders} sagas, {total_tasks} tasks in {elapsed:.2f} s: {elapsed / args.orders * 1000:.1f} ms/saga, "
           f"{elapsed / max(total_tasks, 1) * 1000:.1f} ms/task; store {'SQLite' if args.sqlite else 'PostgreSQL'}")
-    print(f"{'task':45} {'n':>5} {'ms/msg':>7} {'SQL/msg':>8}")
+    print(f"{'task':45} {'n':>5} {'ms/msg':>7} {'SQL/msg':>8} {'checkouts/msg':>14}")
     for name, n in sorted(tasks.items()):
-        print(f"{name:45} {n:5d} {seconds[name] / n * 1000:7.1f} {statements[name] / n:8.1f}")
+        ms, sql, taken = seconds[name] / n * 1000, statements[name] / n, checkouts[name] / n
+        print(f"{name:45} {n:5d} {ms:7.1f} {sql:8.1f} {taken:14.1f}")
     print(f"{'placing (app.process)':45} {args.orders:5d} {'':>7} {statements['placing'] / args.orders:8.1f}")
     between = statements["between tasks"] / max(total_tasks, 1)
     print(f"{'drain bookkeeping (between tasks)':45} {'':>5} {'':>7} {between:8.1f}")

@@ -84,7 +84,7 @@ def _init(system: str) -> tuple[Any, Any]:
 def _setup(system: str, domain: Any, app: Any) -> None:
     from protean_celery import storage
 
-    storage.setup(domain, app.runtime.cursors if app is not None else None)
+    storage.setup(domain, app.runtime.state if app is not None else None)
     if system == "server":
         storage.setup_outbox(domain)
 

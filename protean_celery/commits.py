@@ -33,6 +33,7 @@ Protean's Message DB store alike.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import queue
 import threading
@@ -47,6 +48,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 __all__ = ["Commits", "Committed"]
+
+logger = logging.getLogger(__name__)
 
 _installed = False
 _watchers: weakref.WeakSet[Commits] = weakref.WeakSet()
@@ -203,6 +206,10 @@ class _RelayThread:
         self._queue: queue.Queue[Committed] = queue.Queue()
         self._pid = 0
         self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
 
     def submit(self, committed: Committed) -> None:
         with self._lock:
@@ -225,6 +232,8 @@ class _RelayThread:
                 taken += 1
             try:
                 self._relay(committed)
+            except Exception:  # the thread must outlive any failure; beat relays what this left
+                logger.exception("the relay thread failed; the next beat tick relays what it held")
             finally:
                 for _ in range(taken):
                     work.task_done()

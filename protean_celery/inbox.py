@@ -30,6 +30,7 @@ from protean.core.unit_of_work import UnitOfWork
 from sqlalchemy import Column, DateTime, MetaData, String, Table, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from protean_celery.protean_api import provider_engine
 from protean_celery.sql import existing_pairs
 
 __all__ = ["Inbox", "inbox_table"]
@@ -62,7 +63,7 @@ class Inbox:
     def __init__(self, domain: Any, provider: str = "default") -> None:
         self.domain = domain
         self.provider = provider
-        self.engine: Any = getattr(domain.providers[provider], "_engine", None)
+        self.engine: Any = provider_engine(domain, provider)
 
     @property
     def enabled(self) -> bool:

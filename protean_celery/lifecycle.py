@@ -16,34 +16,37 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from celery import signals
+from celery import Celery, signals
 
+from protean_celery.errors import ConfigurationError
 from protean_celery.worker import consumer
 
 if TYPE_CHECKING:
-    from protean_celery.app import ProteanCelery
+    from protean_celery.runtime import Runtime
 
-__all__ = ["connect"]
+__all__ = ["connect", "require_broker"]
 
 logger = logging.getLogger(__name__)
 
 
-def connect(app: ProteanCelery) -> None:
-    """Connect ``app``'s receivers (held by the app, so they live as long as it does)."""
+def connect(app: Celery, runtime: Runtime) -> None:
+    """Connect ``app``'s receivers (held by the app, so they live as long as it does).
+
+    Args:
+        app: the ``ProteanCelery`` app.
+        runtime: its runtime (what a prefork child resets after fork and closes at shutdown).
+    """
 
     def process_init(**_: Any) -> None:
-        app.runtime.after_fork()
+        runtime.after_fork()
 
     def process_shutdown(**_: Any) -> None:
         try:
-            app.runtime.close()
+            runtime.close()
         except Exception:  # shutting down anyway; say why
             logger.exception("closing the domain failed")
 
     def check_broker(sender: Any = None, **_: Any) -> None:
-        from protean_celery.app import require_broker
-        from protean_celery.errors import ConfigurationError
-
         try:
             require_broker(app)
         except ConfigurationError as error:
@@ -56,4 +59,19 @@ def connect(app: ProteanCelery) -> None:
     signals.worker_process_shutdown.connect(process_shutdown, weak=True)
     signals.celeryd_init.connect(check_broker, weak=True)
     signals.beat_init.connect(check_broker, weak=True)
-    consumer.connect(app)
+    consumer.connect(app, runtime)
+
+
+def require_broker(celery: Celery) -> str:
+    """The configured broker URL (checked when a worker or beat starts; re-exported by ``protean_celery.app``).
+
+    Raises:
+        ConfigurationError: none is configured anywhere.
+    """
+    url = celery.conf.broker_url
+    if not url:
+        raise ConfigurationError(
+            "No broker URL: set Celery's broker_url (celeryconfig.py, app.conf or the "
+            "CELERY_BROKER_URL environment variable) or broker_url under [custom.celery] in domain.toml."
+        )
+    return str(url)

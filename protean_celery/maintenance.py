@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from protean_celery.outbox.admin import providers
+from protean_celery.protean_api import outbox_repo
 
 if TYPE_CHECKING:
-    from protean_celery.app import Runtime
+    from protean_celery.runtime import Runtime
 
 __all__ = ["maintain", "prune_outbox"]
 
@@ -83,7 +84,7 @@ def prune_outbox(domain: Any) -> dict[str, int]:
     totals = {"outbox_published": 0, "outbox_abandoned": 0}
     with domain.domain_context():
         for provider in providers(domain):
-            deleted = domain._get_outbox_repo(provider).cleanup_old_messages(**options)
+            deleted = outbox_repo(domain, provider).cleanup_old_messages(**options)
             totals["outbox_published"] += int(deleted["published"])
             totals["outbox_abandoned"] += int(deleted["abandoned"])
     return totals

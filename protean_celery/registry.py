@@ -18,6 +18,7 @@ from typing import Any
 from protean.utils import fqn
 
 from protean_celery.errors import ConfigurationError, TopologyError
+from protean_celery.protean_api import handled_types
 
 __all__ = ["HandlerKind", "HandlerSpec", "read_handlers"]
 
@@ -158,6 +159,5 @@ def _category_of(cls: Any) -> str:
 
 
 def _types(cls: Any) -> frozenset[str]:
-    # ``_handlers`` is a defaultdict: read its keys, never index it.
-    keys = {str(key) for key in cls._handlers.keys() if cls._handlers.get(key)}
+    keys = handled_types(cls)
     return frozenset() if _ANY in keys else frozenset(keys)

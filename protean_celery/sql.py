@@ -16,6 +16,7 @@ from sqlalchemy import Column, create_engine, event, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from protean_celery.errors import ConfigurationError
+from protean_celery.protean_api import provider_engines
 from protean_celery.redact import redact_url
 
 __all__ = ["make_engine", "safe_url", "parse_url", "tune_sqlite", "existing_pairs"]
@@ -69,12 +70,11 @@ def tune_sqlite(domain: Any) -> None:
     Hooks the providers' engines (a SQLAlchemy event, no Protean code changed)
     and drops their pooled connections so every new one is tuned.
     """
-    for name in domain.providers:
-        engine = getattr(domain.providers[name], "_engine", None)
-        if engine is None or engine.dialect.name != "sqlite" or getattr(engine, "_protean_celery_tuned", False):
+    for engine in provider_engines(domain).values():
+        if engine.dialect.name != "sqlite" or getattr(engine, "_protean_celery_tuned", False):
             continue
         event.listen(engine, "connect", _pragmas)
-        engine._protean_celery_tuned = True
+        engine._protean_celery_tuned = True  # type: ignore[attr-defined]
         engine.dispose()
 
 

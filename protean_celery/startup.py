@@ -19,13 +19,27 @@ from protean.exceptions import ConfigurationError as ProteanConfigurationError
 from protean_celery.errors import ConfigurationError
 from protean_celery.redact import redact, secrets_of
 
-__all__ = ["init_domain", "redacted_errors", "redacted_failure", "configured_uris"]
+__all__ = ["init_domain", "redacted_errors", "redacted_failure", "configured_uris", "database_uris"]
+
+
+def database_uris(config: Any) -> list[str]:
+    """Every SQL database URI a domain config names (databases, event store, relay state)."""
+    uris = [
+        str(conn["database_uri"])
+        for conn in (config.get("databases") or {}).values()
+        if conn.get("provider") in ("sqlite", "postgresql") and conn.get("database_uri")
+    ]
+    store = config.get("event_store") or {}
+    if store.get("provider") in ("sqlalchemy", "message_db") and store.get("database_uri"):
+        uris.append(str(store["database_uri"]))
+    state = ((config.get("custom") or {}).get("celery") or {}).get("state_database_uri")
+    if state:
+        uris.append(str(state))
+    return list(dict.fromkeys(uris))
 
 
 def configured_uris(config: Any) -> list[str]:
     """Every broker and database URI in a domain config (what may carry a password)."""
-    from protean_celery.storage import database_uris
-
     uris = list(database_uris(config))
     celery = (config.get("custom") or {}).get("celery") or {}
     for table in (*(config.get("brokers") or {}).values(), config.get("caches", {}).get("default") or {}, celery):

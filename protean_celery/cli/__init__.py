@@ -10,8 +10,6 @@ configuration error while ``-A`` loads the app (``cli/loading.py``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from protean_celery.cli.check import check
@@ -19,7 +17,7 @@ from protean_celery.cli.db import db
 from protean_celery.cli.dlq import dlq
 from protean_celery.cli.drain import drain
 from protean_celery.cli.errors import ProteanGroup
-from protean_celery.cli.loading import guard_app_loading, help_requested
+from protean_celery.cli.loading import app_of, guard_app_loading, help_requested
 from protean_celery.cli.outbox import outbox
 from protean_celery.cli.status import status
 from protean_celery.cli.topology import topology
@@ -33,22 +31,6 @@ guard_app_loading()
 @click.pass_context
 def protean(ctx: click.Context) -> None:
     """Protean domain tooling for this Celery app."""
-
-
-def app_of(ctx: click.Context) -> Any:
-    """The ``ProteanCelery`` app Celery loaded with ``-A``.
-
-    Raises:
-        click.UsageError: ``-A`` did not name a ProteanCelery app.
-    """
-    from protean_celery.app import ProteanCelery
-
-    app = getattr(ctx.find_root().obj, "app", None)
-    if not isinstance(app, ProteanCelery):
-        raise click.UsageError(
-            "celery -A must name a ProteanCelery app, e.g. celery -A workers.orders.app protean topology"
-        )
-    return app
 
 
 protean.add_command(topology)

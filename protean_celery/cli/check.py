@@ -25,7 +25,7 @@ GUARANTEES: dict[str, tuple[Any, str]] = {
 @click.pass_context
 def check(ctx: click.Context, as_json: bool) -> None:
     """Validate configuration and topology; exit 1 on any problem."""
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
     from protean_celery.declared import unhonoured
 
     app = app_of(ctx)

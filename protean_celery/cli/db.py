@@ -19,7 +19,7 @@ def db() -> None:
 def setup(ctx: click.Context) -> None:
     """Create every table (idempotent)."""
     app = _app(ctx)
-    storage.setup(app.domain, app.runtime.cursors)
+    storage.setup(app.domain, app.runtime.state)
     click.echo("Tables created: aggregates, projections, outbox, event store, relay cursors.")
 
 
@@ -39,7 +39,7 @@ def drop(ctx: click.Context, yes: bool) -> None:
     if not yes and not click.confirm("This will drop all database tables. Are you sure?"):
         raise click.Abort()
     app = _app(ctx)
-    storage.drop(app.domain, app.runtime.cursors)
+    storage.drop(app.domain, app.runtime.state)
     click.echo("Tables dropped.")
 
 
@@ -51,11 +51,11 @@ def truncate(ctx: click.Context, yes: bool) -> None:
     if not yes and not click.confirm("This will delete all data in all tables. Are you sure?"):
         raise click.Abort()
     app = _app(ctx)
-    storage.truncate(app.domain, app.runtime.cursors)
+    storage.truncate(app.domain, app.runtime.state)
     click.echo("Tables truncated.")
 
 
 def _app(ctx: click.Context):  # type: ignore[no-untyped-def]
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
 
     return app_of(ctx)

@@ -14,7 +14,7 @@ __all__ = ["dlq"]
 
 
 def _app(ctx: click.Context) -> Any:
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
 
     return app_of(ctx)
 

@@ -28,7 +28,7 @@ def drain(ctx: click.Context, timeout: float, as_json: bool) -> None:
     """Relay and run everything pending in this process; exit 0 when done, 1 on a failure or timeout."""
     from kombu.exceptions import OperationalError
 
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
     from protean_celery.drain import run_pending
 
     app = app_of(ctx)

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-__all__ = ["help_requested", "guard_app_loading"]
+__all__ = ["app_of", "help_requested", "guard_app_loading"]
 
 
 def help_requested(argv: Sequence[str] | None = None) -> bool:
@@ -92,3 +92,19 @@ def _configuration_error(error: BaseException) -> BaseException | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def app_of(ctx: click.Context) -> Any:
+    """The ``ProteanCelery`` app Celery loaded with ``-A``.
+
+    Raises:
+        click.UsageError: ``-A`` did not name a ProteanCelery app.
+    """
+    from protean_celery.app import ProteanCelery
+
+    app = getattr(ctx.find_root().obj, "app", None)
+    if not isinstance(app, ProteanCelery):
+        raise click.UsageError(
+            "celery -A must name a ProteanCelery app, e.g. celery -A workers.orders.app protean topology"
+        )
+    return app

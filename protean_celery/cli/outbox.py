@@ -15,7 +15,7 @@ _STATUS = click.Choice(["pending", "processing", "failed", admin.STUCK, "abandon
 
 
 def _domain(ctx: click.Context) -> Any:
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
 
     return app_of(ctx).domain
 

@@ -16,7 +16,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Unrelayed outbox rows and commands, queue depths, in-flight messages, dead letters, swept and outbox rows."""
     from protean_celery.app import require_broker
     from protean_celery.backlog import backlog
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
     from protean_celery.cli.outbox import echo_counts
     from protean_celery.outbox.admin import counts
 

@@ -14,7 +14,7 @@ __all__ = ["topology"]
 @click.pass_context
 def topology(ctx: click.Context, as_json: bool) -> None:
     """Print exchanges, queues, bindings and tasks."""
-    from protean_celery.cli import app_of
+    from protean_celery.cli.loading import app_of
 
     shape = app_of(ctx).topology
     if as_json:

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from protean_celery.errors import EventStoreError, EventStoreNotSetUp
 from protean_celery.event_store import postgres
 from protean_celery.event_store.schema import category_of, events, metadata
+from protean_celery.protean_api import provider_engines
 from protean_celery.sql import make_engine, safe_url
 
 __all__ = ["SQLEventStore", "ALL"]
@@ -78,7 +79,7 @@ class SQLEventStore(BaseEventStore):
 
     def setup(self) -> None:
         """Create the database (when missing) and the table and indexes (idempotent)."""
-        from protean_celery.storage import prepare_databases
+        from protean_celery.databases import prepare_databases
 
         uri = self.engine.url.render_as_string(hide_password=False)  # str() would mask the password
         prepare_databases({"event_store": {"provider": "sqlalchemy", "database_uri": uri}})
@@ -305,10 +306,9 @@ class _ErrorTranslator:
 def shared_provider(domain: Any, engine: Engine) -> str | None:
     """The name of the domain's SQL provider whose database is ``engine``'s, if any."""
     mine = _database_identity(engine.url)
-    for name in domain.providers:
-        other = getattr(domain.providers[name], "_engine", None)
+    for name, other in provider_engines(domain).items():
         if isinstance(other, Engine) and _database_identity(other.url) == mine:
-            return str(name)
+            return name
     return None
 
 

@@ -24,10 +24,11 @@ from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
 from protean.exceptions import ObjectNotFoundError
-from protean.utils.outbox import OutboxStatus, _outbox_provider_names
+from protean.utils.outbox import OutboxStatus
 from protean.utils.query import F, Q
 
 from protean_celery.errors import OutboxError, OutboxRowNotFound
+from protean_celery.protean_api import outbox_providers, outbox_query, outbox_repo
 
 __all__ = [
     "STUCK",
@@ -94,7 +95,7 @@ def max_attempts(domain: Any) -> int:
 
 def providers(domain: Any) -> list[str]:
     """The database providers with an outbox the relay serves."""
-    return list(_outbox_provider_names(domain)) if domain.has_outbox else []
+    return outbox_providers(domain)
 
 
 def stuck_criteria() -> Q:
@@ -107,9 +108,8 @@ def counts(domain: Any) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
     with domain.domain_context():
         for provider in providers(domain):
-            repo = domain._get_outbox_repo(provider)
-            by_status = repo.count_by_status()
-            stuck = repo._dao.query.filter(stuck_criteria()).count()
+            by_status = outbox_repo(domain, provider).count_by_status()
+            stuck = outbox_query(domain, provider).filter(stuck_criteria()).count()
             by_status[OutboxStatus.FAILED.value] = by_status.get(OutboxStatus.FAILED.value, 0) - stuck
             by_status[STUCK] = stuck
             result[provider] = {status: int(by_status.get(status, 0)) for status in STATUSES}
@@ -126,7 +126,7 @@ def list_rows(domain: Any, status: str | None = None, limit: int = 50) -> list[O
     found: list[OutboxRow] = []
     with domain.domain_context():
         for provider in providers(domain):
-            query = domain._get_outbox_repo(provider)._dao.query.filter(criteria).order_by("-created_at")
+            query = outbox_query(domain, provider).filter(criteria).order_by("-created_at")
             found.extend(_view(provider, row) for row in query.limit(limit).all().items)
     found.sort(key=lambda row: row.created_at.timestamp() if row.created_at else 0.0, reverse=True)
     return found[:limit]
@@ -166,7 +166,7 @@ def requeue_all(domain: Any, status: str) -> list[str]:
         found = [
             (provider, row)
             for provider in providers(domain)
-            for row in domain._get_outbox_repo(provider)._dao.query.filter(criteria).all().items
+            for row in outbox_query(domain, provider).filter(criteria).all().items
         ]
         _reset(domain, found)
     return [str(row.id) for _provider, row in found]
@@ -181,13 +181,13 @@ def _reset(domain: Any, found: list[tuple[str, Any]]) -> None:
             row.reset_for_retry()
             row.retry_count = 0
             row.max_retries = attempts  # so claim_batch and the relay agree (see relay.py)
-            domain._get_outbox_repo(provider).add(row)
+            outbox_repo(domain, provider).add(row)
 
 
 def _find(domain: Any, row_id: str) -> tuple[str, Any]:
     for provider in providers(domain):
         try:
-            return provider, domain._get_outbox_repo(provider).get(row_id)
+            return provider, outbox_repo(domain, provider).get(row_id)
         except ObjectNotFoundError:
             continue
     raise OutboxRowNotFound(

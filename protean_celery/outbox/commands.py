@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from protean.utils.eventing import Message
 
 from protean_celery.envelope import metadata_of
 from protean_celery.errors import PayloadTooLarge
-
-if TYPE_CHECKING:
-    from protean_celery.outbox.relay import RelayReport
+from protean_celery.outbox.report import RelayReport
+from protean_celery.outbox.rows import command_message, command_rows
 
 __all__ = ["CommandRelay", "command_cursor_name"]
 
@@ -44,11 +43,11 @@ class CommandRelay:
         store = self.domain.event_store.store
         for category in categories if categories is not None else self.topology.command_categories():
             name = command_cursor_name(category)
-            if not assume_new and not store._read(category, position=self.cursors.position(name) + 1, no_of_messages=1):
+            if not assume_new and not command_rows(store, category, self.cursors.position(name), 1):
                 continue  # nothing new: skip the locked round trip
 
             def step(position: int, category: str = category) -> int:
-                rows = store._read(category, position=position + 1, no_of_messages=self.settings.relay_batch_size)
+                rows = command_rows(store, category, position, self.settings.relay_batch_size)
                 if not rows:
                     return position
                 with self.celery.producer_or_acquire() as producer:
@@ -68,10 +67,8 @@ class CommandRelay:
             self.cursors.advance(name, step)
 
     def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
-        if row.get("type") == "SNAPSHOT":
-            return None
         try:
-            return Message.deserialize(row)
+            return command_message(row)
         except Exception as exc:  # never block the cursor behind one bad row
             self._park_command(row, category, exc, report)
             return None

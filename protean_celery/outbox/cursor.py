@@ -23,8 +23,6 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from protean_celery.sql import make_engine
-
 __all__ = ["CursorStore", "SQLCursorStore", "MemoryCursorStore", "cursors_table"]
 
 metadata = MetaData()
@@ -48,11 +46,10 @@ class CursorStore(Protocol):
 
 
 class SQLCursorStore:
-    """Cursors in a SQL table (SQLite or PostgreSQL)."""
+    """Cursors in a SQL table (SQLite or PostgreSQL) on ``engine``, the state database's (see ``state.py``)."""
 
-    def __init__(self, database_uri: str) -> None:
-        where = "[custom.celery] state_database_uri"
-        self.engine: Engine = make_engine(database_uri, where, pool_size=2, max_overflow=2)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self._ready = False
         self._rows: set[str] = set()
 
@@ -71,10 +68,6 @@ class SQLCursorStore:
         with self.engine.begin() as conn:
             conn.execute(cursors_table.delete())
         self._rows.clear()
-
-    def dispose(self, close: bool = True) -> None:
-        """Drop pooled connections (``close=False`` in a forked child)."""
-        self.engine.dispose(close=close)
 
     def position(self, name: str) -> int:
         if not self._ready:

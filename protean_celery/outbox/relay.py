@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -46,27 +45,15 @@ from protean_celery.outbox.admin import counts, max_attempts
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.commands import CommandRelay, command_cursor_name
 from protean_celery.outbox.cursor import CursorStore
+from protean_celery.outbox.report import RelayReport
+from protean_celery.outbox.rows import outbox_message
+from protean_celery.protean_api import outbox_claim, outbox_eligible, outbox_model, outbox_repo, outbox_update
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Route, Topology
 
 __all__ = ["Relay", "RelayReport", "command_cursor_name"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RelayReport:
-    """What one relay run did."""
-
-    events: int = 0
-    commands: int = 0
-    tasks: int = 0
-    failed: int = 0
-
-    @property
-    def moved(self) -> int:
-        """Outbox rows plus commands relayed."""
-        return self.events + self.commands
 
 
 class Relay(CommandRelay):
@@ -176,13 +163,13 @@ class Relay(CommandRelay):
                 if provider is None or row.target_broker != self.internal_broker:
                     continue
                 entity = type(row).to_entity(row)
-                message = Message(data=entity.data, metadata=entity.metadata_)
-                self.publish(message, entity.metadata_.domain.stream_category, producer)
+                message, category = outbox_message(entity)
+                self.publish(message, category, producer)
                 published.setdefault(provider, []).append(entity.id)
             now = self.domain.clock.now()
             for provider, ids in published.items():
-                self.domain._get_outbox_repo(provider)._dao._update_all(
-                    Q(id__in=ids) & Q(status=OutboxStatus.PENDING.value),
+                outbox_update(
+                    outbox_repo(self.domain, provider), Q(id__in=ids) & Q(status=OutboxStatus.PENDING.value),
                     status=OutboxStatus.PUBLISHED.value, published_at=now, last_processed_at=now,
                 )
         return sum(len(ids) for ids in published.values())
@@ -197,14 +184,14 @@ class Relay(CommandRelay):
     def _models(self) -> dict[type, str]:
         if self._outbox_models is None:
             self._outbox_models = {
-                self.domain._get_outbox_repo(name)._dao.database_model_cls: name
+                outbox_model(self.domain, name): name
                 for name in outbox_providers(self.domain)
             }
         return self._outbox_models
 
     def _outbox_batch(self, providers: list[str], report: RelayReport, grace: bool = False) -> None:
         for provider in providers:
-            repo = self.domain._get_outbox_repo(provider)
+            repo = outbox_repo(self.domain, provider)
             rows = self._claim(repo, grace)
             if not rows:
                 continue
@@ -226,12 +213,13 @@ class Relay(CommandRelay):
                 lock_duration_minutes=self.settings.lock_minutes,
             ))
         now = self.domain.clock.now()
-        criteria = repo._eligibility_criteria(now, self.internal_broker) & Q(
+        criteria = outbox_eligible(repo, now, self.internal_broker) & Q(
             created_at__lt=now - timedelta(seconds=seconds)
         )
-        return list(repo._dao._claim(
-            criteria=criteria,
-            claim_fields={
+        return outbox_claim(
+            repo,
+            criteria,
+            {
                 "status": OutboxStatus.PROCESSING.value,
                 "locked_by": self.worker_id,
                 "locked_until": now + timedelta(minutes=self.settings.lock_minutes),
@@ -239,7 +227,7 @@ class Relay(CommandRelay):
             },
             limit=self.settings.relay_batch_size,
             order_by="-priority",
-        ))
+        )
 
     def _publish_rows(self, rows: list[Any], report: RelayReport) -> dict[Any, Exception | None]:
         outcomes: dict[Any, Exception | None] = {}
@@ -247,8 +235,7 @@ class Relay(CommandRelay):
             with self.celery.producer_or_acquire() as producer:
                 for row in rows:
                     try:
-                        message = Message(data=row.data, metadata=row.metadata_)
-                        category = row.metadata_.domain.stream_category
+                        message, category = outbox_message(row)
                         report.tasks += self.publish(message, category, producer)
                         outcomes[row.id] = None
                     except Exception as exc:
@@ -271,7 +258,8 @@ class Relay(CommandRelay):
         if published:
             # One guarded bulk update (the DAO's infrastructure path for the
             # outbox): only rows still locked by this relay become PUBLISHED.
-            repo._dao._update_all(
+            outbox_update(
+                repo,
                 Q(id__in=published) & Q(locked_by=self.worker_id),
                 status=OutboxStatus.PUBLISHED.value,
                 published_at=now,
@@ -282,7 +270,8 @@ class Relay(CommandRelay):
             )
         unreachable = [row_id for row_id, error in outcomes.items() if isinstance(error, _Unreachable)]
         if unreachable:
-            repo._dao._update_all(
+            outbox_update(
+                repo,
                 Q(id__in=unreachable) & Q(locked_by=self.worker_id),
                 status=OutboxStatus.PENDING.value,
                 locked_by=None,

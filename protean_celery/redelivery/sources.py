@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from protean.utils.eventing import Message
-from protean.utils.outbox import OutboxStatus
-from protean.utils.query import Q
 
 from protean_celery.envelope import encode, message_key, metadata_of
 from protean_celery.errors import PayloadTooLarge
 from protean_celery.intake import check_size
 from protean_celery.outbox.relay import command_cursor_name
+from protean_celery.outbox.rows import command_message, command_rows, outbox_message, published_rows
 from protean_celery.redelivery.ledger import Watch
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
@@ -54,15 +53,12 @@ def read_outbox(
     """Outbox rows of ``provider`` published after ``mark`` (epoch microseconds) and before the cutoff."""
     cutoff = now - timedelta(seconds=settings.redeliver_after)
     start = max(_from_micros(mark), now - timedelta(hours=settings.sweep_horizon_hours))
-    criteria = Q(status=OutboxStatus.PUBLISHED.value) & Q(published_at__gt=start) & Q(published_at__lte=cutoff)
-    dao = domain._get_outbox_repo(provider)._dao
-    rows = dao.query.filter(criteria).order_by("published_at").limit(SCAN_BATCH).all().items
+    rows = published_rows(domain, provider, start, cutoff, SCAN_BATCH)
     if not rows:
         return Batch(position=mark)
     items: list[Watch] = []
     for row in rows:
-        message = Message(data=row.data, metadata=row.metadata_)
-        category = str(row.metadata_.domain.stream_category)
+        message, category = outbox_message(row)
         items.extend(_watches(topology, message, category, _aware(row.published_at)))
     last = _micros(_aware(rows[-1].published_at))
     if len(rows) == SCAN_BATCH and last > _micros(_aware(rows[0].published_at)):
@@ -80,7 +76,7 @@ def read_commands(
     cutoff = now - timedelta(seconds=settings.redeliver_after)
     floor = now - timedelta(hours=settings.sweep_horizon_hours)
     relayed_to = cursors.position(command_cursor_name(category))
-    rows = domain.event_store.store._read(category, position=position + 1, no_of_messages=SCAN_BATCH)
+    rows = command_rows(domain.event_store.store, category, position, SCAN_BATCH)
     items: list[Watch] = []
     read = 0
     for row in rows:
@@ -117,10 +113,8 @@ def _fits(message: Message, limit: int) -> bool:
 
 
 def _command(row: dict[str, Any]) -> Message | None:
-    if row.get("type") == "SNAPSHOT":
-        return None
     try:
-        return Message.deserialize(row)
+        return command_message(row)
     except Exception:  # the command relay dead-letters what it cannot decode
         return None
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protean_celery.broker import broker_for
 from protean_celery.deadletter import DeadLetters
@@ -50,6 +50,9 @@ from protean_celery.redelivery.ledger import Ledger, Watch
 from protean_celery.redelivery.sources import Batch, read_commands, read_outbox
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Topology
+
+if TYPE_CHECKING:
+    from protean_celery.state import StateDatabase
 
 __all__ = ["Sweep", "SweepReport"]
 
@@ -87,39 +90,27 @@ class SweepReport:
 class Sweep:
     """Finds relayed messages no handler got, and publishes them again.
 
+    It reads what the relay published, so it shares the relay's collaborators.
+
     Args:
-        celery: the Celery app (publishing, broker searches, worker queries).
-        domain: the initialised Protean domain.
-        topology: the domain's topology.
-        settings: protean-celery settings (``redeliver_after``, horizon, attempts).
-        cursors: where the scan positions are kept (next to the relay's cursors).
+        relay: publishes the copies; its Celery app (broker searches, worker
+            queries), domain, topology and settings (``redeliver_after``, horizon,
+            attempts) are the sweep's.
+        state: the state database: the scan positions (next to the relay's
+            cursors), the dead letters, the watched messages.
         inbox: the handlers' markers.
-        dead_letters: the dead-letter store.
-        relay: publishes the copies.
-        ledger: the watched messages.
     """
 
-    def __init__(
-        self,
-        celery: Any,
-        domain: Any,
-        topology: Topology,
-        settings: CelerySettings,
-        cursors: CursorStore,
-        inbox: Inbox,
-        dead_letters: DeadLetters,
-        relay: Relay,
-        ledger: Ledger,
-    ) -> None:
-        self.celery = celery
-        self.domain = domain
-        self.topology = topology
-        self.settings = settings
-        self.cursors = cursors
-        self.inbox = inbox
-        self.dead_letters = dead_letters
+    def __init__(self, relay: Relay, state: StateDatabase, inbox: Inbox) -> None:
         self.relay = relay
-        self.ledger = ledger
+        self.celery: Any = relay.celery
+        self.domain: Any = relay.domain
+        self.topology: Topology = relay.topology
+        self.settings: CelerySettings = relay.settings
+        self.cursors: CursorStore = state.cursors
+        self.dead_letters: DeadLetters = state.dead_letters
+        self.ledger: Ledger = state.ledger
+        self.inbox = inbox
 
     @property
     def enabled(self) -> bool:

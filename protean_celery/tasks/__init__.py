@@ -60,13 +60,14 @@ from protean_celery.errors import (
     UnknownHandlerError,
 )
 from protean_celery.intake import check_domain, check_size, check_type
+from protean_celery.protean_api import resolve_type
 from protean_celery.registry import HandlerKind
 from protean_celery.tasks.handle import Outcome, run_handler
 from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify
 from protean_celery.topology import Route
 
 if TYPE_CHECKING:
-    from protean_celery.app import Runtime
+    from protean_celery.runtime import Runtime
 
 __all__ = ["register_tasks", "execute", "MAX_RETRY_DELAY"]
 
@@ -180,14 +181,8 @@ def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
     message = decode(payload, require_checksum=not runtime.settings.accept_unsigned)
     domain = runtime.domain
     check_domain(message, route.spec, domain.normalized_name, domain.camel_case_name, runtime.topology.known_types)
-    check_type(message, route.spec, lambda name: _resolve_type(domain, name))
+    check_type(message, route.spec, lambda name: resolve_type(domain, name))
     return message
-
-
-def _resolve_type(domain: Any, message_type: str) -> Any:
-    """The class Protean rebuilds ``message_type`` into (as ``Message.to_domain_object`` looks it up)."""
-    found = domain._events_and_commands.get(message_type)
-    return found if found is not None else domain._upcaster_chain.resolve_event_class(message_type)
 
 
 #: How the log line names each rejection.

@@ -31,6 +31,7 @@ from protean.utils.processing import processing_priority
 from protean_celery.envelope import describe, message_key, metadata_of
 from protean_celery.errors import UnknownHandlerError
 from protean_celery.inbox import Inbox
+from protean_celery.protean_api import handle_message
 from protean_celery.registry import HandlerKind, HandlerSpec
 from protean_celery.tasks.process_manager import already_handled, require_transition, transition_category
 
@@ -120,12 +121,12 @@ def run_handler(
 def _checked(handler_cls: Any, message: Message, transitions: Callable[[str], int] | None) -> Callable[[], None]:
     """``handler_cls._handle(message)``; for a process manager, it raises when a missing instance made no transition."""
     if transitions is None:
-        return lambda: handler_cls._handle(message)
+        return lambda: handle_message(handler_cls, message)
     category = transition_category(handler_cls)
 
     def handle() -> None:
         before = transitions(category)
-        handler_cls._handle(message)
+        handle_message(handler_cls, message)
         if transitions(category) == before:
             require_transition(handler_cls, message)
 

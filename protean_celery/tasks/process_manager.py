@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from protean.core.process_manager import _resolve_correlation_value
 from protean.utils.eventing import Message
 
 from protean_celery.envelope import metadata_of
 from protean_celery.errors import MessageError
+from protean_celery.protean_api import correlation_value, is_start, process_manager_methods
 
 __all__ = ["EarlyEventError", "already_handled", "require_transition", "transition_category"]
 
@@ -46,15 +46,14 @@ def already_handled(pm_cls: Any, message: Message) -> bool:
 
     event = message.to_domain_object()
     headers = metadata_of(message).headers
-    handlers = pm_cls._handlers.get(headers.type) or pm_cls._handlers.get("$any") or ()
     store: Any = current_domain.event_store.store
-    for method in handlers:
-        correlation = _resolve_correlation_value(event, method._correlate)
+    for method in process_manager_methods(pm_cls, str(headers.type)):
+        correlation = correlation_value(event, method)
         stream = f"{pm_cls.meta_.stream_category}-{correlation}"
         transitions = store.read(stream, no_of_messages=1_000_000)
         if any(_caused_by(t, headers.id) for t in transitions):
             return True
-        if not transitions and not getattr(method, "_start", False):
+        if not transitions and not is_start(method):
             raise EarlyEventError(
                 f"{headers.type} {headers.id} reached {pm_cls.__name__} before instance {correlation!r} was "
                 "started; it is retried with backoff, then dead-lettered.",
@@ -81,12 +80,11 @@ def require_transition(pm_cls: Any, message: Message) -> None:
 
     event = message.to_domain_object()
     headers = metadata_of(message).headers
-    handlers = pm_cls._handlers.get(headers.type) or pm_cls._handlers.get("$any") or ()
     store: Any = current_domain.event_store.store
-    for method in handlers:
-        if getattr(method, "_start", False):
+    for method in process_manager_methods(pm_cls, str(headers.type)):
+        if is_start(method):
             continue
-        correlation = _resolve_correlation_value(event, method._correlate)
+        correlation = correlation_value(event, method)
         if not store.read(f"{transition_category(pm_cls)}-{correlation}", no_of_messages=1):
             raise EarlyEventError(
                 f"{headers.type} {headers.id} reached {pm_cls.__name__} before instance {correlation!r} was "

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from protean.testing import ProcessResult, _events_for_correlation
+from protean.testing import ProcessResult
 from protean.utils.eventing import new_correlation_id
 
+from protean_celery.protean_api import events_for_correlation
 from protean_celery.testing.drain import drain
 
 __all__ = ["process_and_wait", "ProcessResult"]
@@ -54,5 +55,5 @@ def process_and_wait(
         if report.failures:
             error = report.failures[0].error if isinstance(report.failures[0].error, Exception) else None
     with domain.domain_context():
-        events = _events_for_correlation(domain, correlation_id)
+        events = events_for_correlation(domain, correlation_id)
     return ProcessResult(result=result, events=events, error=error)

@@ -51,7 +51,7 @@ class Testbed:
         if self.domain.event_store.store is None:
             self.domain.init(traverse=False)
         self.app = ProteanCelery(self.domain, config={"broker_url": "memory://"}, **self.settings)
-        storage.setup(self.domain, self.app.runtime.cursors)
+        storage.setup(self.domain, self.app.runtime.state)
         self._purge_queues()
         return self.app
 
@@ -59,7 +59,7 @@ class Testbed:
         """Empty every table, the event store, the relay cursors and the queues."""
         from protean_celery import storage
 
-        storage.truncate(self.domain, self.app.runtime.cursors)
+        storage.truncate(self.domain, self.app.runtime.state)
         self._purge_queues()
 
     def teardown(self) -> None:

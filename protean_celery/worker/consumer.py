@@ -37,14 +37,14 @@ import base64
 import logging
 from typing import TYPE_CHECKING, Any
 
-from celery import signals
+from celery import Celery, signals
 from celery.worker.consumer import Consumer as _CeleryConsumer
 
 from protean_celery.errors import DecodeError, UnknownHandlerError
 from protean_celery.worker.connection import close_quietly
 
 if TYPE_CHECKING:
-    from protean_celery.app import ProteanCelery
+    from protean_celery.runtime import Runtime
 
 __all__ = ["Consumer", "connect", "park", "raw_body", "task_argument", "NO_TASK"]
 
@@ -74,15 +74,20 @@ class Consumer(_CeleryConsumer):
         super().on_connection_error_after_connected(exc)
 
 
-def connect(app: ProteanCelery) -> None:
-    """Connect ``app``'s ``task_unknown`` and ``task_rejected`` receivers (held by the app)."""
+def connect(app: Celery, runtime: Runtime) -> None:
+    """Connect ``app``'s ``task_unknown`` and ``task_rejected`` receivers (held by the app).
+
+    Args:
+        app: the ``ProteanCelery`` app whose workers' messages they park.
+        runtime: its runtime (the dead letters; the topology named in the error).
+    """
 
     def unknown(sender: Any = None, message: Any = None, name: str = "", id: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:
             return
         error = UnknownHandlerError(
             f"This worker has no task {name!r}, so Celery rejected the message unprocessed. "
-            f"`celery -A <app> protean topology` lists the tasks of domain {app.topology.domain!r}: "
+            f"`celery -A <app> protean topology` lists the tasks of domain {runtime.topology.domain!r}: "
             "deploy the handler or send to a task that exists, then replay or purge this entry.",
             task=name,
             task_id=id,

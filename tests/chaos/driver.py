@@ -158,7 +158,7 @@ class ChaosRun:
         from protean_celery import storage
         from tests.chaos.chaos_app import app
 
-        storage.setup(app.domain, app.runtime.cursors)
+        storage.setup(app.domain, app.runtime.state)
         started = time.monotonic()
         self.worker.start()
         self.beat.start()

@@ -25,7 +25,7 @@ def _place(order_id, declined=False):
 
 
 def _facts(app, order_id):
-    state = app.runtime.cursors.engine.url.database.rsplit("/", 1)[0]
+    state = app.runtime.state.engine.url.database.rsplit("/", 1)[0]
     return saga_facts(sa.create_engine(f"sqlite:///{state}/domain.db"),
                       sa.create_engine(f"sqlite:///{state}/domain.db"), order_id)
 

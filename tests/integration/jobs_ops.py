@@ -23,7 +23,7 @@ def command(spec: str) -> RunJob:
 
 
 relay = "--relay" in sys.argv
-storage.setup(app.domain, app.runtime.cursors)
+storage.setup(app.domain, app.runtime.state)
 with app.domain.domain_context():
     for spec in (arg for arg in sys.argv[1:] if arg != "--relay"):
         app.domain.process(command(spec))

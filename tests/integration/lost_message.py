@@ -45,7 +45,7 @@ def sweep(step):
 
 
 def lose():
-    storage.setup(domain, app.runtime.cursors)
+    storage.setup(domain, app.runtime.state)
     with domain.domain_context():
         app.process(PlaceOrder(order_id="lost", customer="c", amount=1.0, sku="s", quantity=1, declined=False))
     wait(lambda: client().llen(SAGA.queue.name) == 1, "OrderPlaced in the saga's queue")

@@ -42,7 +42,7 @@ def repo():
 
 
 def place(order_id):
-    storage.setup(domain, app.runtime.cursors)
+    storage.setup(domain, app.runtime.state)
     with app.runtime.commits.deferred(), domain.domain_context():
         domain.process(PlaceOrder(order_id=order_id, customer="c", amount=1.0, sku="s", quantity=1, declined=False),
                        asynchronous=False)
@@ -104,7 +104,7 @@ def rows():
 
 
 def seed():
-    storage.setup(domain, app.runtime.cursors)
+    storage.setup(domain, app.runtime.state)
     now = datetime.now(UTC)
     old, recent = now - timedelta(hours=200), now - timedelta(hours=1)
     with app.runtime.inbox.engine.begin() as conn:

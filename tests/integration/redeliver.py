@@ -30,7 +30,7 @@ def order_done():
         return found.total == 1 and backlog(app).quiescent
 
 
-storage.setup(domain, app.runtime.cursors)
+storage.setup(domain, app.runtime.state)
 with domain.domain_context():
     app.process(PlaceOrder(order_id="dup", customer="c", amount=1.0, sku="s", quantity=1, declined=False))
 wait(order_done)

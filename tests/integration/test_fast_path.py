@@ -30,7 +30,7 @@ from workers.orders.app import app            # an API process: it builds the ap
 from workers.orders.domain import PlaceOrder, domain
 from protean_celery import storage
 
-storage.setup(app.domain, app.runtime.cursors)
+storage.setup(app.domain, app.runtime.state)
 if sys.argv[1] == "setup":
     raise SystemExit(0)
 with domain.domain_context():

@@ -22,7 +22,11 @@ APP = "workers.orders.app"
 
 
 def _env(redis_server, tmp_path, db):
-    return {**os.environ, "CELERY_BROKER_URL": redis_server.url.rsplit("/", 1)[0] + f"/{db}",
+    import redis
+
+    url = redis_server.url.rsplit("/", 1)[0] + f"/{db}"
+    redis.Redis.from_url(url).flushdb()  # other tests share this Redis: no message of theirs reaches our worker
+    return {**os.environ, "CELERY_BROKER_URL": url,
             "PROTEAN_CELERY_STATE": str(tmp_path), "PROTEAN_NO_AUTO_LOGGING": "1", "PYTHONPATH": str(ROOT)}
 
 

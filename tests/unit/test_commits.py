@@ -71,3 +71,21 @@ def test_the_flower_argsrepr_names_the_message_not_its_data(app):
     shown = message.headers["argsrepr"]
     assert shown.startswith("Shop.OrderPlaced.v1 stream=shop::order-secret-o1 id=")
     assert "order_id" not in shown and message.headers["kwargsrepr"] == "{}"
+
+
+def test_the_relay_thread_outlives_a_failing_relay_and_flushes_what_it_holds():
+    from protean_celery.commits import Committed, _RelayThread
+
+    seen = []
+
+    def relay(committed):
+        seen.append(sorted(committed.categories))
+        if committed.categories == {"fails"}:
+            raise RuntimeError("broker down")
+
+    thread = _RelayThread(relay)
+    thread.submit(Committed(categories={"fails"}))
+    thread.finish(timeout=5)
+    thread.submit(Committed(categories={"a::b"}))
+    thread.finish(timeout=5)
+    assert seen == [["fails"], ["a::b"]]

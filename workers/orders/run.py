@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         from protean_celery import storage
         from workers.orders.app import app
 
-        storage.setup(app.domain, app.runtime.cursors)
+        storage.setup(app.domain, app.runtime.state)
         print(f"state in {state}; broker {broker.split('@')[-1]}")
         worker.start()
         beat.start()

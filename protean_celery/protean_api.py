@@ -1,0 +1,174 @@
+"""The one seam onto Protean's private API (0.18.x): every underscore name we use is reached here.
+
+protean-celery needs a few things Protean keeps private: the outbox repository and
+its DAO (claiming, bulk marking), reading a category from the event store's
+adapter, resolving a type name to its class, a process manager's correlation, a
+provider's SQLAlchemy engine, the Message DB client. Every other module calls the
+small named functions below, so a Protean release that moves one of them means
+editing this module only; ``tests/unit/test_protean_api.py`` names what moved.
+
+Nothing here changes Protean's behaviour: each function is the call the caller
+used to make, named after what it is for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from protean.core.process_manager import _resolve_correlation_value
+from protean.testing import _events_for_correlation
+from protean.utils.outbox import _outbox_provider_names
+from protean.utils.query import Q
+
+if TYPE_CHECKING:
+    from protean.domain import Domain
+    from protean.port.event_store import BaseEventStore
+    from protean.utils.outbox import OutboxRepository
+    from sqlalchemy.engine import Engine
+
+__all__ = [
+    "correlation_value",
+    "events_for_correlation",
+    "handle_message",
+    "handled_types",
+    "is_start",
+    "known_types",
+    "outbox_claim",
+    "outbox_eligible",
+    "outbox_model",
+    "outbox_providers",
+    "outbox_query",
+    "outbox_repo",
+    "outbox_update",
+    "process_manager_methods",
+    "provider_engine",
+    "provider_engines",
+    "read_category",
+    "reset_client",
+    "resolve_type",
+]
+
+
+# -- the outbox -----------------------------------------------------------------
+
+
+def outbox_providers(domain: Domain) -> list[str]:
+    """The database providers with an outbox the relay serves (none when the outbox is off)."""
+    return list(_outbox_provider_names(domain)) if domain.has_outbox else []
+
+
+def outbox_repo(domain: Domain, provider: str) -> OutboxRepository:
+    """Protean's outbox repository of ``provider`` (``Domain._get_outbox_repo``); needs a domain context."""
+    return domain._get_outbox_repo(provider)
+
+
+def outbox_query(domain: Domain, provider: str) -> Any:
+    """A query over ``provider``'s outbox rows (the repository DAO's ``query``)."""
+    return outbox_repo(domain, provider)._dao.query
+
+
+def outbox_model(domain: Domain, provider: str) -> type:
+    """The database model class of ``provider``'s outbox table (what a flushed row is)."""
+    return outbox_repo(domain, provider)._dao.database_model_cls
+
+
+def outbox_update(repo: OutboxRepository, criteria: Q, **values: Any) -> int:
+    """One bulk ``UPDATE`` of the rows matching ``criteria`` (the DAO's ``_update_all``); returns how many."""
+    return int(repo._dao._update_all(criteria, **values) or 0)
+
+
+def outbox_eligible(repo: OutboxRepository, now: datetime, target_broker: str) -> Q:
+    """The criteria ``claim_batch`` uses: rows ready for ``target_broker`` at ``now``."""
+    return repo._eligibility_criteria(now, target_broker)
+
+
+def outbox_claim(
+    repo: OutboxRepository, criteria: Q, claim_fields: dict[str, Any], limit: int, order_by: str
+) -> list[Any]:
+    """Claim up to ``limit`` rows matching ``criteria`` in one statement (the DAO's ``_claim``)."""
+    return list(repo._dao._claim(criteria=criteria, claim_fields=claim_fields, limit=limit, order_by=order_by))
+
+
+# -- the event store ------------------------------------------------------------
+
+
+def read_category(store: BaseEventStore, category: str, position: int, limit: int) -> list[dict[str, Any]]:
+    """Raw rows of ``category`` from global ``position`` on, at most ``limit`` (the adapter's ``_read``).
+
+    Rows, not messages: the relays decode them one by one, so one bad row never
+    hides the others (see :mod:`protean_celery.outbox.rows`).
+    """
+    return list(store._read(category, position=position, no_of_messages=limit))
+
+
+def reset_client(store: Any) -> None:
+    """Drop a Message DB store's cached client (a lazy pool, rebuilt on first use); no-op for others.
+
+    Duck-typed on ``_client``: importing Protean's Message DB adapter needs its optional driver.
+    """
+    if hasattr(store, "_client"):
+        store._client = None
+
+
+# -- types ------------------------------------------------------------------------
+
+
+def known_types(domain: Domain) -> set[str]:
+    """Every event and command type name the domain registered (``Domain._events_and_commands``)."""
+    return {str(name) for name in domain._events_and_commands}
+
+
+def resolve_type(domain: Domain, message_type: str) -> Any:
+    """The class Protean rebuilds ``message_type`` into (as ``Message.to_domain_object`` looks it up), or None."""
+    found = domain._events_and_commands.get(message_type)
+    return found if found is not None else domain._upcaster_chain.resolve_event_class(message_type)
+
+
+# -- handlers and process managers -------------------------------------------------
+
+
+def handle_message(handler_cls: Any, message: Any) -> Any:
+    """Run ``handler_cls`` on ``message`` as Protean's engine does (``HandlerMixin._handle``)."""
+    return handler_cls._handle(message)
+
+
+def handled_types(handler_cls: Any) -> set[str]:
+    """The message type names ``handler_cls`` has methods for (``$any`` included when it takes every type)."""
+    # ``_handlers`` is a defaultdict: read its keys, never index it.
+    return {str(key) for key in handler_cls._handlers.keys() if handler_cls._handlers.get(key)}
+
+
+def process_manager_methods(pm_cls: Any, message_type: str) -> Iterable[Callable[..., Any]]:
+    """The methods of ``pm_cls`` that handle ``message_type`` (or any type)."""
+    return pm_cls._handlers.get(message_type) or pm_cls._handlers.get("$any") or ()
+
+
+def correlation_value(event: Any, method: Callable[..., Any]) -> str:
+    """The process-manager instance ``method`` correlates ``event`` to (its ``correlate=`` spec)."""
+    return str(_resolve_correlation_value(event, method._correlate))  # type: ignore[attr-defined]
+
+
+def is_start(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` was declared with ``@handle(..., start=True)``."""
+    return bool(getattr(method, "_start", False))
+
+
+def events_for_correlation(domain: Domain, correlation_id: str) -> list[Any]:
+    """Every event of the correlation chain ``correlation_id``, in order (``protean.testing``'s helper)."""
+    return list(_events_for_correlation(domain, correlation_id))
+
+
+# -- providers -------------------------------------------------------------------
+
+
+def provider_engine(domain: Domain, provider: str) -> Engine | None:
+    """The SQLAlchemy engine of the database provider ``provider`` (None for the memory provider)."""
+    return getattr(domain.providers[provider], "_engine", None)
+
+
+def provider_engines(domain: Domain) -> dict[str, Engine]:
+    """The SQLAlchemy engine of every SQL provider, by provider name."""
+    found = {str(name): provider_engine(domain, name) for name in domain.providers}
+    return {name: engine for name, engine in found.items() if engine is not None}
