@@ -1,52 +1,19 @@
-"""Replaying a command the command relay parked: published once its cause is fixed, refused with a reason before."""
+"""ProteanCelery: a task per handler and the relay's tasks; ``process`` places a command and relays it."""
 
-from dataclasses import replace
+from protean_celery.outbox.report import RelayReport
+from protean_celery.testing.drain import queue_depths
+from tests.support.shop import PlaceOrder
 
-import pytest
-
-from protean_celery.errors import DeadLetterError
-from protean_celery.testing.drain import drain, queue_depths
-from tests.support.shop import Order, PlaceOrder
-
-RELAY = "protean.shop.relay.commands"
 COMMANDS = "protean.shop.commands.Order"
 
 
-def _limit(app, size):
-    app.runtime.relay.settings = replace(app.settings, max_payload_bytes=size)
+def test_every_route_and_relay_task_is_registered(shop_app):
+    wanted = {route.task_name for route in shop_app.topology.routes} | set(shop_app.topology.relay_tasks.values())
+    assert wanted <= set(shop_app.tasks)
 
 
-def _park_a_large_command(app):
-    _limit(app, 100)
-    with app.domain.domain_context():
-        app.domain.process(PlaceOrder(order_id="o1"))
-    assert app.relay().failed == 1
-    [entry] = app.runtime.dead_letters.list(task=RELAY)
-    return entry
-
-
-def test_a_parked_command_still_too_large_stays_parked_with_the_fix_named(shop_app):
-    entry = _park_a_large_command(shop_app)
-    with pytest.raises(DeadLetterError, match="max_payload_bytes"):
-        shop_app.runtime.replay(entry.id, shop_app)
-    assert [e.id for e in shop_app.runtime.dead_letters.list()] == [entry.id]
-    assert queue_depths(shop_app)[COMMANDS] == 0
-
-
-def test_a_parked_command_is_published_to_its_handler_once_the_limit_is_raised(shop_app):
-    entry = _park_a_large_command(shop_app)
-    _limit(shop_app, 1_048_576)
-    shop_app.runtime.replay(entry.id, shop_app)
-    assert shop_app.runtime.dead_letters.list() == []
+def test_process_places_the_command_and_relay_publishes_it_once(shop_app):
+    shop_app.process(PlaceOrder(order_id="o1"))
+    first, second = shop_app.relay(), shop_app.relay()
+    assert isinstance(first, RelayReport) and first.commands + second.commands == 1
     assert queue_depths(shop_app)[COMMANDS] == 1
-    drain(shop_app)
-    with shop_app.domain.domain_context():
-        assert shop_app.domain.repository_for(Order).get("o1").order_id == "o1"
-
-
-def test_a_parked_row_that_is_not_a_command_cannot_be_replayed(shop_app):
-    error = ValueError("row without metadata")
-    entry_id = shop_app.runtime.dead_letters.park(RELAY, {"type": "Shop.PlaceOrder.v1", "data": {}}, error)
-    with pytest.raises(DeadLetterError, match="purge it and send the command again"):
-        shop_app.runtime.replay(entry_id, shop_app)
-    assert len(shop_app.runtime.dead_letters.list()) == 1

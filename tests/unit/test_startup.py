@@ -4,7 +4,7 @@ import pytest
 
 from protean_celery import init_domain
 from protean_celery.errors import ConfigurationError
-from protean_celery.startup import configured_uris
+from protean_celery.startup import configured_uris, database_uris
 from protean_celery.testing.servers import free_port
 from tests.support.shop import build_domain
 
@@ -31,3 +31,15 @@ def test_every_uri_that_may_carry_a_password_is_known():
         "postgresql://app:pw@db/orders", "sqlite:///events.db", "sqlite:///state.db",
         "redis://:pw2@cache:6379/0", "redis://:pw3@cache:6379/1", "amqp://u:pw4@rabbit//",
     }
+
+
+def test_every_sql_uri_of_a_config_is_named_once():
+    config = {
+        "databases": {
+            "default": {"provider": "sqlite", "database_uri": "sqlite:///a.db"},
+            "memory": {"provider": "memory"},
+        },
+        "event_store": {"provider": "sqlalchemy", "database_uri": "sqlite:///a.db"},
+        "custom": {"celery": {"state_database_uri": "sqlite:///state.db"}},
+    }
+    assert database_uris(config) == ["sqlite:///a.db", "sqlite:///state.db"]

@@ -3,13 +3,14 @@
 import pytest
 
 from protean_celery.outbox.cursor import MemoryCursorStore, SQLCursorStore
+from protean_celery.sql import make_engine
 
 
 @pytest.fixture(params=["memory", "sqlite"])
 def cursors(request, tmp_path):
     if request.param == "memory":
         return MemoryCursorStore()
-    store = SQLCursorStore(f"sqlite:///{tmp_path}/state.db")
+    store = SQLCursorStore(make_engine(f"sqlite:///{tmp_path}/state.db", "state_database_uri"))
     store.setup()
     return store
 
@@ -26,9 +27,10 @@ def test_advance_applies_the_step_to_the_current_position(cursors):
 
 def test_sql_cursors_survive_a_new_store_and_are_forgotten_by_truncate(tmp_path):
     uri = f"sqlite:///{tmp_path}/state.db"
-    first = SQLCursorStore(uri)
-    first.advance("a", lambda current: 7)  # creates its table on first use
-    second = SQLCursorStore(uri)
+    first = SQLCursorStore(make_engine(uri, "state_database_uri"))
+    first.setup()
+    first.advance("a", lambda current: 7)
+    second = SQLCursorStore(make_engine(uri, "state_database_uri"))
     assert second.position("a") == 7
     second.truncate()
     assert first.position("a") == -1
