@@ -11,10 +11,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from celery import Celery
@@ -22,11 +20,11 @@ from sqlalchemy import create_engine, text
 
 from protean_celery.deadletter import DeadLetter, DeadLetters
 from tests.integration.orders import ROOT
+from tests.support.waiting import wait_until  # noqa: F401  (re-exported for the flaky-app tests)
 
 APP = "tests.integration.flaky_app"
 QUEUE = "protean.flaky.commands.Job"  # task name = queue name
 
-T = TypeVar("T")
 
 _PAYLOADS = """
 import json, sys
@@ -101,12 +99,3 @@ def dead_letter(env: dict[str, str], job_id: str) -> DeadLetter | None:
         engine.dispose()
 
 
-def wait_until(probe: Callable[[], T], what: str, timeout: float = 60.0) -> T:
-    """``probe()``'s first truthy value, polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")

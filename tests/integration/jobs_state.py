@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import redis
 import sqlalchemy as sa
 
 from tests.integration.orders import ROOT
+from tests.support.waiting import broker_idle, wait_until  # noqa: F401  (re-exported for the jobs tests)
 
 APP = "tests.integration.jobs_app"
 
@@ -54,21 +53,6 @@ class JobsState:
     def markers(self) -> Counter[str]:
         """Inbox markers per handler."""
         return Counter(self._scalars("SELECT handler FROM protean_celery_inbox"))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 90.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} did not hold within {timeout}s"
-        time.sleep(0.1)
-
-
-def broker_idle(url: str) -> bool:
-    """Nothing queued and nothing unacknowledged in the Redis database at ``url``."""
-    client = redis.Redis.from_url(url)
-    queued = sum(client.llen(key) for key in client.keys("protean.*") if client.type(key) == b"list")
-    return queued == 0 and client.hlen("unacked") == 0
 
 
 def jobs_env(redis_url: str, state: Path, db: int) -> dict[str, str]:

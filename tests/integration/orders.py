@@ -7,11 +7,14 @@ import os
 import re
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+
+from protean_celery.deadletter import DeadLetter, DeadLetters
+from protean_celery.envelope import decode, message_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,14 +44,28 @@ def run_orders(state: Path, orders: int, broker: str | None = None, env: dict[st
     return Run(result.stdout + result.stderr, result.returncode, state)
 
 
-def succeeded_task_ids(log: str, prefix: str) -> Counter[str]:
-    """How often each task id of tasks named ``prefix…`` succeeded in a worker log."""
-    return Counter(re.findall(rf"Task {re.escape(prefix)}[\w.]*\[([0-9a-f-]+)\] succeeded", log))
-
-
 def rows(engine: sa.Engine, query: str, **params: object) -> list[sa.Row]:
     with engine.connect() as conn:
         return list(conn.execute(sa.text(query), params))
+
+
+def dead_letters(state: str | Path) -> list[DeadLetter]:
+    """The orders app's dead letters (``relay.db`` under ``PROTEAN_CELERY_STATE``), newest first."""
+    engine = sa.create_engine(f"sqlite:///{state}/relay.db")
+    try:
+        return DeadLetters(engine).list(limit=10_000)
+    finally:
+        engine.dispose()
+
+
+def handled(state: str | Path, payload: dict[str, Any]) -> bool:
+    """Whether a handler of the orders app recorded ``payload``'s message in its inbox (``orders.db``)."""
+    engine = sa.create_engine(f"sqlite:///{state}/orders.db")
+    try:
+        key = message_key(decode(payload))
+        return bool(rows(engine, "SELECT 1 FROM protean_celery_inbox WHERE message_key = :key", key=key))
+    finally:
+        engine.dispose()
 
 
 # Real encoded PlaceOrder commands, built by the example app itself (in a child process,

@@ -4,7 +4,8 @@ Run as a script with CELERY_BROKER_URL and PROTEAN_CELERY_STATE set; the
 arguments are steps run in order, each printing parseable lines:
 
     place:ID        set up the tables, handle PlaceOrder(ID) in-process: one pending outbox row (this
-                    process "crashes" before its fast path relays the row: only a relay run sends it)
+                    process "crashes" before its fast path relays the row: only a relay run sends it);
+                    prints the row, then each handler task of its message with task id and message key
     claim:WORKER    claim every claimable row as relay WORKER would, then "crash" (never mark them)
     expire          move every claim's locked_until into the past (its lock_minutes ran out)
     relay           one relay run (what a beat tick does)
@@ -51,7 +52,8 @@ def place(order_id):
             print("row", row.id, row.type)
             message = Message(data=row.data, metadata=row.metadata_)
             for route in app.topology.targets(row.metadata_.domain.stream_category, row.type):
-                print("task", route.task_name, task_id(route.task_name, message_key(message)))
+                key = message_key(message)
+                print("task", route.task_name, task_id(route.task_name, key), key)
 
 
 def claim(worker):

@@ -57,8 +57,7 @@ for copy in range(5):
                   exchange=route.exchange, routing_key="orders::shipment", declare=[route.queue])
     app.send_task(saga.task_name, args=(encode(reserved),), task_id=f"saga-redelivery-{copy}",
                   exchange=saga.exchange, routing_key="orders::inventory", declare=[saga.queue])
-wait(lambda: backlog(app).quiescent)
-time.sleep(0.5)
+wait(lambda: backlog(app).quiescent)  # every copy handled and acknowledged
 with domain.domain_context():
     print("courier attempts", domain.repository_for(CourierCall).get("dup").attempts)
 print("saga before", before, "after", saga_counts())

@@ -5,12 +5,13 @@ SQLite files with the SQL event store (the embedded default's storage),
 PostgreSQL with the SQL event store, and PostgreSQL with Protean's Message DB.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.orders import Run, rows, run_orders, succeeded_task_ids
+from tests.integration.orders import Run, rows, run_orders
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,7 @@ class Profile:
     run: Run
     orders_db: sa.Engine
     events_db: sa.Engine
-    events_table: str  # FROM clause with columns category, stream_name, data
+    events_table: str  # FROM clause with columns category, stream_name, position, data
 
 
 def _sqlite(redis_server, tmp_path_factory):
@@ -37,7 +38,7 @@ def _postgres(broker_url, postgres_server, tmp_path_factory, name="postgres"):
     run = run_orders(tmp_path_factory.mktemp(name), 100, broker=broker_url,
                      env={"PROTEAN_ENV": "production", "DATABASE_URL": url})
     engine = sa.create_engine(url)
-    table = "(SELECT category, stream_name, data::text AS data FROM protean_events) AS e"
+    table = "(SELECT category, stream_name, position, data::text AS data FROM protean_events) AS e"
     return Profile(name, 100, run, engine, engine, table)
 
 
@@ -49,7 +50,7 @@ def _message_db(redis_server, postgres_server, tmp_path_factory):
     install_message_db(store_url)
     run = run_orders(tmp_path_factory.mktemp("mdb"), 100, broker=redis_server.url,
                      env={"PROTEAN_ENV": "messagedb", "DATABASE_URL": url, "MESSAGE_DB_URL": store_url})
-    table = ("(SELECT message_store.category(stream_name) AS category, stream_name, data::text AS data "
+    table = ("(SELECT message_store.category(stream_name) AS category, stream_name, position, data::text AS data "
              "FROM message_store.messages) AS m")
     return Profile("message_db", 100, run, sa.create_engine(url), sa.create_engine(store_url), table)
 
@@ -100,12 +101,13 @@ def test_every_outbox_row_is_published(profile):
 
 
 def test_every_command_was_handled_exactly_once(profile):
-    commands = rows(profile.events_db, f"SELECT count(*) FROM {profile.events_table} WHERE category LIKE :p",
-                    p="%:command")[0][0]
-    handled = succeeded_task_ids((profile.run.state / "worker.log").read_text(), "protean.orders.commands.")
-    assert commands > profile.orders * 4
-    assert len(handled) == commands
-    assert set(handled.values()) == {1}
+    # A command's inbox key is stream@position; its aggregate's command task records one marker per handling.
+    commands = {f"{stream}@{position}" for stream, position in rows(
+        profile.events_db, f"SELECT stream_name, position FROM {profile.events_table} WHERE category LIKE :p",
+        p="%:command")}
+    markers = Counter(key for (key,) in rows(profile.orders_db, "SELECT message_key FROM protean_celery_inbox"))
+    assert len(commands) > profile.orders * 4
+    assert {key: markers[key] for key in commands} == dict.fromkeys(commands, 1)
 
 
 def test_every_saga_is_complete_in_the_event_store(profile):

@@ -7,13 +7,14 @@ import os
 import re
 import subprocess
 import sys
-import time
+from collections import Counter
 
 import pytest
 import sqlalchemy as sa
 
 from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT, rows
+from tests.support.waiting import broker_idle, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,46 +44,62 @@ def ops(env, *steps):
 
 
 def placed(out):
-    """The outbox row id and the handler task ids of each ``place`` step's OrderPlaced."""
-    return re.findall(r"^row (\S+)", out, re.M), re.findall(r"^task \S+ (\S+)", out, re.M)
+    """The outbox row ids, and (task, message key) of each handler task, of each ``place`` step's OrderPlaced."""
+    return re.findall(r"^row (\S+)", out, re.M), re.findall(r"^task (\S+) \S+ (\S+)", out, re.M)
 
 
 def wait_completed(tmp_path, order_ids, worker, timeout=90):
+    """Until every order in ``order_ids`` is COMPLETED."""
     engine = sa.create_engine(f"sqlite:///{tmp_path}/orders.db")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = rows(engine, "SELECT order_id FROM \"order\" WHERE status = 'COMPLETED'")
-        if {row[0] for row in done} >= set(order_ids):
-            time.sleep(1)  # let the last handlers log
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"orders {order_ids} not completed:\n{worker.tail(80)}")
+    try:
+        wait_until(lambda: {row[0] for row in rows(engine, "SELECT order_id FROM \"order\" WHERE status = 'COMPLETED'")}
+                   >= set(order_ids), f"orders {order_ids} completed", timeout=timeout, worker=worker)
+    finally:
+        engine.dispose()
 
 
-def assert_handled_once(log, task_ids):
-    for tid in task_ids:
-        assert log.count(f"[{tid}] succeeded") == 1, tid
-        assert f"[{tid}] succeeded in" in log and "'duplicate'" not in log.split(f"[{tid}] succeeded", 1)[1][:80]
+def wait_handled_by_each(tmp_path, tasks, worker, timeout=60):
+    """Until each message has one inbox marker per handler task it went to (a marker is one handling:
+    a second copy is acknowledged as a duplicate, or rolls back on the marker)."""
+    expected = Counter(key for _task, key in tasks)
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/orders.db")
+
+    def markers():
+        found = Counter(row[0] for row in rows(engine, "SELECT message_key FROM protean_celery_inbox"))
+        return {key: found[key] for key in expected}
+
+    try:
+        wait_until(lambda: markers() == expected, f"markers {dict(expected)}", timeout=timeout, worker=worker)
+    finally:
+        engine.dispose()
+
+
+def _marker_count(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/orders.db")
+    try:
+        return rows(engine, "SELECT count(*) FROM protean_celery_inbox")[0][0]
+    finally:
+        engine.dispose()
 
 
 def test_a_claim_left_by_a_crashed_relay_is_republished_once_its_lock_expires(redis_server, tmp_path):
     env = _env(redis_server, tmp_path, 5)
     with WorkerProcess(APP, concurrency=1, env=env) as worker:
         out = ops(env, "place:stale", "claim:crashed-relay", "relay", "expire", "relay", "rows")
-        (row_id,), task_ids = placed(out)
+        (row_id,), tasks = placed(out)
         assert f"claimed {row_id} crashed-relay" in out
         first, second = re.findall(r"^relayed (\d+)", out, re.M)
         assert (first, second) == ("0", "1")  # locked: skipped; lock expired: published
         assert f"status {row_id} published 0" in out
         wait_completed(tmp_path, ["stale"], worker)
-        assert len(task_ids) == 2  # the saga and the summary projector
-        assert_handled_once(worker.log(), task_ids)
+        assert len(tasks) == 2  # the saga and the summary projector
+        wait_handled_by_each(tmp_path, tasks, worker)
 
 
 def test_failed_rows_end_abandoned_are_listed_and_requeued_then_handled(redis_server, tmp_path):
     env = _env(redis_server, tmp_path, 6)
     out = ops(env, "place:gone", "fail:7", "place:stuck", "protean-fail:5")
-    (abandoned, stuck), task_ids = placed(out)
+    (abandoned, stuck), tasks = placed(out)
     # [outbox.retry] max_attempts = 5: five attempts, then ABANDONED with the error (never stuck)
     assert re.findall(r"^run \d+ failed (\d)", out, re.M) == ["1"] * 5 + ["0"] * 2
     assert f"status {abandoned} abandoned 5 5" in out
@@ -106,9 +123,13 @@ def test_failed_rows_end_abandoned_are_listed_and_requeued_then_handled(redis_se
             env, "protean", "outbox", "status").stdout
         assert celery(env, "call", "protean.orders.relay.outbox").returncode == 0  # one beat tick
         wait_completed(tmp_path, ["gone", "stuck"], worker)
-        assert_handled_once(worker.log(), task_ids)
+        wait_handled_by_each(tmp_path, tasks, worker)
+        wait_until(lambda: broker_idle(env["CELERY_BROKER_URL"]), "the broker idle", timeout=30, worker=worker)
+        markers = _marker_count(tmp_path)
         assert celery(env, "call", "protean.orders.relay.maintenance").returncode == 0
-        worker.wait_for("maintenance: inbox_markers 0, dead_letters 0", timeout=30)
+        wait_until(lambda: broker_idle(env["CELERY_BROKER_URL"]), "maintenance run", timeout=30, worker=worker)
+        assert _marker_count(tmp_path) == markers  # recent markers are kept
+        assert "dead letters  0" in celery(env, "protean", "status").stdout
     # both orders' rows and every saga event after them were published
     assert "pending 0  processing 0  failed 0  stuck 0  abandoned 0  published 12" in celery(
         env, "protean", "outbox", "status").stdout

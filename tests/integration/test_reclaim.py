@@ -8,7 +8,6 @@ as *scheduled* long enough to be asked about and killed.
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import redis
@@ -18,6 +17,7 @@ from sqlalchemy import create_engine, text
 from protean_celery.broker import broker_for
 from protean_celery.testing.processes import WorkerProcess
 from tests.integration.orders import ROOT, place_order_payloads
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +58,7 @@ def test_a_message_held_by_a_killed_worker_is_reclaimed_only_once_no_worker_hold
     log = tmp_path / "worker.log"
     first = WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT, log_path=log).start()
     client.send_task(COMMANDS, args=(payload,), task_id="held-1", queue=COMMANDS, countdown=25)
-    first.wait_for("Task protean.orders.commands.Order[held-1] received", timeout=30)
-    assert _unacked(env) == 1
+    wait_until(lambda: _unacked(env) == 1, "the worker holding held-1 (Redis' unacked hash)", timeout=30, worker=first)
     assert broker.reclaim(older_than=0) == []  # scheduled in a live worker: left alone
     first.kill()  # kill -9 the whole worker: the message stays in Redis' unacked hash
     assert broker.reclaim(older_than=0) == []  # no worker answers: nobody could run it now
@@ -68,9 +67,5 @@ def test_a_message_held_by_a_killed_worker_is_reclaimed_only_once_no_worker_hold
     with WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT, log_path=log) as second:
         [back] = broker.reclaim(older_than=0)
         assert (back.task, back.task_id) == (COMMANDS, "held-1")
-        second.wait_for("Task protean.orders.commands.Order[held-1] succeeded", timeout=60)
-        deadline = time.monotonic() + 30
-        while _order(env, "held-1") is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-    assert _order(env, "held-1") == "PLACED"
-    assert _unacked(env) == 0
+        wait_until(lambda: _order(env, "held-1") == "PLACED", "held-1 placed", timeout=60, worker=second)
+        wait_until(lambda: _unacked(env) == 0, "held-1 acknowledged", timeout=30, worker=second)

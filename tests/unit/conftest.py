@@ -1,9 +1,10 @@
-"""Unit fixtures: the shop domain on memory adapters and Kombu's memory transport."""
+"""Unit fixtures: the shop domain on Kombu's memory transport, with memory adapters or SQLite files."""
 
 import pytest
 
 from protean_celery import ProteanCelery
 from protean_celery.outbox.cursor import MemoryCursorStore
+from protean_celery.testing import Testbed
 from tests.support.shop import SENT, build_domain
 
 
@@ -34,3 +35,17 @@ def sqlite_app(tmp_path):
     yield app
     app.conf.broker_url = "memory://"  # a test may point it at a closed port
     bed.teardown()
+
+
+def sqlite_shop(tmp_path):
+    """Builds the shop app on SQLite files in ``tmp_path`` (a ``Testbed``), with settings overrides; torn down after."""
+    beds = []
+
+    def build(**settings):
+        bed = Testbed(build_domain(), tmp_path, settings=settings)
+        beds.append(bed)
+        return bed.setup()
+
+    yield build
+    for bed in beds:
+        bed.teardown()

@@ -6,19 +6,16 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from protean_celery.testing import Testbed
 from protean_celery.testing.drain import queue_depths
-from tests.support.shop import PlaceOrder, build_domain
+from tests.support.shop import PlaceOrder
 
 FULFILMENT = "protean.shop.Fulfilment"
 COMMANDS = "protean.shop.commands.Order"
 
 
 @pytest.fixture
-def app(tmp_path):
-    bed = Testbed(build_domain(), tmp_path)
-    yield bed.setup()
-    bed.teardown()
+def app(sqlite_shop):
+    return sqlite_shop()
 
 
 def _outbox(app):

@@ -23,7 +23,7 @@ def test_payload_is_plain_json_and_round_trips(command_message):
 
 
 def test_tampered_payload_fails_the_checksum(command_message):
-    payload = envelope.encode(command_message)
+    payload = copy.deepcopy(envelope.encode(command_message))  # encode shares the message's data dict
     payload["data"]["order_id"] = "o2"
     with pytest.raises(DecodeError, match="failed Protean's checksum check"):
         envelope.decode(payload)

@@ -1,10 +1,6 @@
 import pytest
 
-from protean_celery import init_domain
-from protean_celery.errors import ConfigurationError
 from protean_celery.redact import redact, redact_url, secrets_of
-from protean_celery.testing.servers import free_port
-from tests.support.shop import build_domain
 
 
 @pytest.mark.parametrize(
@@ -26,13 +22,3 @@ def test_text_quoting_uris_and_bare_passwords_is_masked():
     text = f"Could not connect to database at {uri} (password s@cret)"
     masked = "Could not connect to database at postgresql://app:***@db/orders (password ***)"
     assert redact(text, secrets_of([uri])) == masked
-
-
-def test_protean_connection_error_at_init_is_reraised_without_the_password():
-    uri = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/orders"
-    domain = build_domain(databases={"default": {"provider": "postgresql", "database_uri": uri}})
-    with pytest.raises(ConfigurationError) as info:
-        init_domain(domain, traverse=False)
-    assert "s3cret" not in str(info.value) and "postgresql://app:***@127.0.0.1:" in str(info.value)
-    assert str(info.value).startswith("domain.init() failed: ")
-    assert info.value.__cause__ is None and info.value.__suppress_context__

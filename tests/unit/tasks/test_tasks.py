@@ -4,8 +4,8 @@ import pytest
 from celery.exceptions import Reject, Retry
 
 from protean_celery.envelope import encode
-from protean_celery.testing.drain import DrainError, drain
-from tests.support.shop import SENT, Order, PlaceOrder, ShipOrder
+from protean_celery.testing.drain import drain
+from tests.support.shop import Order, PlaceOrder
 from tests.support.tasks import FakeTask
 
 TASK = "protean.shop.commands.Order"
@@ -81,8 +81,6 @@ def test_an_expired_command_is_skipped(shop_app):
     assert shop_app.tasks[TASK].apply(args=(payload,)).get() == "expired"
 
 
-
-
 @pytest.fixture
 def failing_place(monkeypatch):
     from tests.support.shop import OrderCommands
@@ -114,54 +112,6 @@ def test_an_exhausted_handler_raises_its_error(shop_app, failing_place):
 
     with pytest.raises(RuntimeError, match="warehouse offline"):
         execute(FakeTask(retries=3), shop_app.runtime, shop_app.topology.route(TASK), encode(_command(shop_app)))
-
-
-def test_drain_runs_fifty_sagas_to_the_end(shop_app):
-    for number in range(50):
-        _command(shop_app, f"o{number}")
-    report = drain(shop_app)
-    assert report.satisfied
-    assert sorted(SENT) == sorted(f"o{n}" for n in range(50))
-    with shop_app.domain.domain_context():
-        repo = shop_app.domain.repository_for(Order)
-        assert {repo.get(f"o{n}").status for n in range(50)} == {"shipped"}
-
-
-def test_drain_names_the_failing_handler(shop_app, monkeypatch):
-    from tests.support.shop import Notifier
-
-    def fail(self, event):
-        raise RuntimeError("courier down")
-
-    monkeypatch.setitem(Notifier._handlers, "Shop.OrderShipped.v1", {fail})
-    _command(shop_app)
-    with pytest.raises(DrainError) as info:
-        drain(shop_app)
-    failure = info.value.failure
-    assert failure.task == "protean.shop.Notifier"
-    assert failure.message_type == "Shop.OrderShipped.v1"
-    assert "courier down" in str(info.value)
-
-
-def test_drain_ends_on_a_handler_that_always_fails(shop_app, monkeypatch):
-    from tests.support.shop import Notifier
-
-    def fail(self, event):
-        raise RuntimeError("always")
-
-    monkeypatch.setitem(Notifier._handlers, "Shop.OrderShipped.v1", {fail})
-    _command(shop_app)
-    report = drain(shop_app, raise_errors=False)
-    assert [f.task for f in report.failures] == ["protean.shop.Notifier"]
-    assert report.satisfied
-
-
-def test_drain_reports_what_is_pending_when_a_bound_runs_out(shop_app):
-    _command(shop_app)
-    with pytest.warns(RuntimeWarning, match="drain stopped after 1 cycles"):
-        report = drain(shop_app, max_cycles=1)
-    assert not report.satisfied
-    assert report.unrelayed == 1  # the event the command raised waits in the outbox
 
 
 def test_poison_is_dead_lettered_with_its_error(shop_app):
@@ -215,45 +165,3 @@ def test_a_poison_message_waits_in_the_broker_while_the_dead_letter_store_is_dow
     with pytest.raises(Retry):
         task.run({"hello": "world"})
     assert retried == [None]  # retried until the store takes it: never acked and lost
-
-
-def test_a_process_manager_version_conflict_is_retried_with_fresh_state(shop_app, monkeypatch):
-    from protean.exceptions import ExpectedVersionError
-
-    from tests.support.shop import Fulfilment
-
-    store = shop_app.domain.event_store.store
-    category = str(Fulfilment.meta_.stream_category)
-    original = store._write
-    conflicts = []
-
-    def competing_writer(stream_name, *args, **kwargs):
-        # Another worker moved this saga on first (once): Protean itself would not retry.
-        if stream_name.startswith(f"{category}-") and not conflicts:
-            conflicts.append(stream_name)
-            raise ExpectedVersionError(f"Wrong expected version: -1 (Stream: {stream_name}, Stream Version: 0)")
-        return original(stream_name, *args, **kwargs)
-
-    monkeypatch.setattr(store, "_write", competing_writer)
-    _command(shop_app, "o1")
-    assert drain(shop_app).satisfied
-    assert conflicts == [f"{category}-o1"]
-    with shop_app.domain.domain_context():
-        transitions = [m.data["handler_name"] for m in store.read(f"{category}-o1")]
-    assert transitions == ["placed", "shipped"]  # each event made its transition once
-    assert SENT == ["o1"]
-
-
-def test_events_after_a_saga_completed_make_no_transition(shop_app):
-    from tests.support.shop import Fulfilment
-
-    _command(shop_app, "o1")
-    assert drain(shop_app).satisfied
-    with shop_app.domain.domain_context():
-        shop_app.domain.process(ShipOrder(order_id="o1"))  # a second, genuinely new OrderShipped
-    assert drain(shop_app).satisfied
-    category = str(Fulfilment.meta_.stream_category)
-    with shop_app.domain.domain_context():
-        transitions = [m.data["handler_name"] for m in shop_app.domain.event_store.store.read(f"{category}-o1")]
-    assert transitions == ["placed", "shipped"]
-    assert SENT == ["o1", "o1"]  # the event handler did get the new event

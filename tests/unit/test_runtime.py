@@ -1,4 +1,4 @@
-"""Replaying a command the command relay parked: published once its cause is fixed, refused with a reason before."""
+"""Runtime.replay of a command the command relay parked: published once its cause is fixed, refused before."""
 
 from dataclasses import replace
 

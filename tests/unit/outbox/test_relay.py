@@ -9,25 +9,6 @@ def _place(app, order_id="o1"):
         app.domain.process(PlaceOrder(order_id=order_id))
 
 
-def test_commands_reach_the_aggregate_command_task_once(shop_app):
-    _place(shop_app, "o1")
-    _place(shop_app, "o2")
-    first = shop_app.relay()
-    second = shop_app.relay()
-    assert (first.commands, first.tasks) == (2, 2)
-    assert (second.commands, second.tasks) == (0, 0)
-    assert queue_depths(shop_app)["protean.shop.commands.Order"] == 2
-
-
-def test_sync_commands_are_not_relayed(shop_app):
-    with shop_app.domain.domain_context():
-        shop_app.domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
-    report = shop_app.relay()
-    # the sync command was handled inline; only its event is relayed
-    assert report.commands == 0
-    assert report.events == 1
-
-
 def test_events_go_only_to_handlers_of_their_type(shop_app):
     with shop_app.domain.domain_context():
         shop_app.domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
@@ -70,37 +51,6 @@ def test_an_outbox_row_above_the_size_limit_is_marked_failed_not_published(shop_
         assert repo.count_by_status().get("failed") == 1
         row = repo._dao.query.all().items[0]
     assert "max_payload_bytes = 100" in row.last_error["message"]
-
-
-def test_a_command_above_the_size_limit_is_dead_lettered_and_the_cursor_moves_on(shop_app):
-    _limit(shop_app, 100)
-    _place(shop_app, "o1")
-    report = shop_app.relay()
-    assert (report.commands, report.failed) == (0, 1)
-    assert shop_app.relay().failed == 0  # not read again
-    [entry] = shop_app.runtime.dead_letters.list()
-    assert entry.task == "protean.shop.relay.commands"
-    assert entry.error.startswith("PayloadTooLarge: relay of Shop.PlaceOrder.v1")
-    assert entry.message_type == "Shop.PlaceOrder.v1"
-
-
-def test_a_command_that_cannot_be_decoded_is_dead_lettered_not_skipped(shop_app, monkeypatch):
-    store = shop_app.domain.event_store.store
-    read = store._read
-
-    def with_a_bad_row(stream, *args, **kwargs):
-        rows = read(stream, *args, **kwargs)
-        if rows and stream == "shop::order:command":  # a row without metadata, as a corrupt store might hold
-            rows = [{"type": "Shop.PlaceOrder.v1", "data": {"order_id": "o9"}, "global_position": 0}, *rows[1:]]
-        return rows
-
-    monkeypatch.setattr(store, "_read", with_a_bad_row)
-    _place(shop_app, "o1")
-    report = shop_app.relay()
-    assert (report.commands, report.failed) == (0, 1)
-    [entry] = shop_app.runtime.dead_letters.list(task="protean.shop.relay.commands")
-    assert entry.payload["data"] == {"order_id": "o9"}
-    assert "metadata" in entry.error
 
 
 def test_an_unreachable_broker_costs_an_outbox_row_no_attempt(shop_app, monkeypatch):

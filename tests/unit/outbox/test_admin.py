@@ -4,7 +4,6 @@ import pytest
 from protean.core.unit_of_work import UnitOfWork
 
 from protean_celery.errors import OutboxError, OutboxRowNotFound, RelayError
-from protean_celery.maintenance import maintain
 from protean_celery.outbox import admin
 from tests.support.shop import PlaceOrder
 
@@ -78,12 +77,4 @@ def test_requeue_all_abandoned_resets_them_for_the_next_tick(shop_app, row_id, b
     assert admin.requeue_all(shop_app.domain, "abandoned") == [row_id]
     monkeypatch.undo()
     assert shop_app.relay().events == 1
-    assert _row(shop_app, row_id).status == "published"
-
-
-def test_maintenance_reports_counts_and_keeps_recent_rows(shop_app, row_id):
-    shop_app.relay()
-    report = maintain(shop_app.runtime)
-    assert report == {"inbox_markers": 0, "dead_letters": 0, "outbox_published": 0, "outbox_abandoned": 0,
-                      "errors": 0}
     assert _row(shop_app, row_id).status == "published"
