@@ -26,17 +26,14 @@ def shop_app():
 
 
 @pytest.fixture
-def sqlite_app(tmp_path):
+def sqlite_app(sqlite_shop):
     """The shop domain on SQLite files (``Testbed``) and the memory broker, no nudge: relayed by ``app.relay()``."""
-    from protean_celery.testing import Testbed
-
-    bed = Testbed(build_domain(), tmp_path, settings={"nudge": False})
-    app = bed.setup()
+    app = sqlite_shop(nudge=False)
     yield app
     app.conf.broker_url = "memory://"  # a test may point it at a closed port
-    bed.teardown()
 
 
+@pytest.fixture
 def sqlite_shop(tmp_path):
     """Builds the shop app on SQLite files in ``tmp_path`` (a ``Testbed``), with settings overrides; torn down after."""
     beds = []

@@ -23,6 +23,7 @@ INTEGRATION_ONLY = {
     "testing/message_db.py": "tests/integration/test_orders_saga.py (the message_db profile)",
     "testing/plugin.py": "tests/examples/test_orders_toolkit.py (app fixtures), tests/integration (server fixtures)",
     "testing/rabbitmq.py": "tests/integration/test_orders_saga.py (the rabbitmq profile)",
+    "testing/celery_fixtures.py": "tests/examples/test_celery_fixtures.py (Celery's in-thread worker on memory://)",
 }
 
 
@@ -30,6 +31,7 @@ INTEGRATION_ONLY = {
 WHOLE_REPOSITORY = {
     "test_deploy_recipes.py": "the deploy/ recipes (systemd, Compose, Kubernetes)",
     "test_import_graph.py": "the package's import graph has no cycle (scripts/import_graph)",
+    "test_bootstrap_services.py": "scripts/bootstrap-services (what scripts/test installs on a fresh machine)",
 }
 
 
