@@ -139,7 +139,7 @@ def test_getting_started_from_zero_handles_the_command_as_the_page_shows(reader)
     socket = reader.folder / ".state" / "redis" / "redis.sock"
     wait_for(lambda: "ready" if socket.exists() else reader.logs(), "ready", timeout=20)
     outputs = {line: reader.run(line) for line in setup[1:]}
-    assert outputs["celery -A app protean check"] == "OK: 2 handler tasks, broker configured, guarantees in force."
+    assert outputs["celery -A app protean check"] == "OK: 2 handler tasks, broker and databases reachable, guarantees in force."
 
     try:
         assert reader.run(use[0]) == "AddBook b1 sent"
@@ -148,6 +148,6 @@ def test_getting_started_from_zero_handles_the_command_as_the_page_shows(reader)
         assert reader.run(use[3]) == "0 dead letter(s)."
         auto_check = commands(section("Without an app module"))[0]
         assert auto_check.endswith("celery -A protean_celery.auto protean check")
-        assert reader.run(auto_check) == "OK: 2 handler tasks, broker configured, guarantees in force."
+        assert reader.run(auto_check) == "OK: 2 handler tasks, broker and databases reachable, guarantees in force."
     except AssertionError as error:
         raise AssertionError(f"{error}\n--- background logs ---\n{reader.logs()}") from None
