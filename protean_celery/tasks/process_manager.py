@@ -19,6 +19,7 @@ event is recognised after the handler ran, from the transition it did not make
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from protean.utils.eventing import Message
@@ -42,23 +43,13 @@ def already_handled(pm_cls: Any, message: Message) -> bool:
     Raises:
         EarlyEventError: a non-start event for an instance that does not exist yet.
     """
-    from protean.utils.globals import current_domain
-
-    event = message.to_domain_object()
     headers = metadata_of(message).headers
-    store: Any = current_domain.event_store.store
-    for method in process_manager_methods(pm_cls, str(headers.type)):
-        correlation = correlation_value(event, method)
-        stream = f"{pm_cls.meta_.stream_category}-{correlation}"
+    for method, correlation, stream, store in _instances(pm_cls, message):
         transitions = store.read(stream, no_of_messages=1_000_000)
         if any(_caused_by(t, headers.id) for t in transitions):
             return True
         if not transitions and not is_start(method):
-            raise EarlyEventError(
-                f"{headers.type} {headers.id} reached {pm_cls.__name__} before instance {correlation!r} was "
-                "started; it is retried with backoff, then dead-lettered.",
-                correlation=str(correlation),
-            )
+            raise _early(pm_cls, message, correlation)
     return False
 
 
@@ -76,21 +67,29 @@ def require_transition(pm_cls: Any, message: Message) -> None:
     Raises:
         EarlyEventError: a non-start event for an instance that does not exist yet.
     """
+    for method, correlation, stream, store in _instances(pm_cls, message):
+        if not is_start(method) and not store.read(stream, no_of_messages=1):
+            raise _early(pm_cls, message, correlation)
+
+
+def _instances(pm_cls: Any, message: Message) -> Iterator[tuple[Any, Any, str, Any]]:
+    """For each handler method of ``pm_cls`` taking ``message``: the method, its correlation, stream and the store."""
     from protean.utils.globals import current_domain
 
     event = message.to_domain_object()
-    headers = metadata_of(message).headers
     store: Any = current_domain.event_store.store
-    for method in process_manager_methods(pm_cls, str(headers.type)):
-        if is_start(method):
-            continue
+    for method in process_manager_methods(pm_cls, str(metadata_of(message).headers.type)):
         correlation = correlation_value(event, method)
-        if not store.read(f"{transition_category(pm_cls)}-{correlation}", no_of_messages=1):
-            raise EarlyEventError(
-                f"{headers.type} {headers.id} reached {pm_cls.__name__} before instance {correlation!r} was "
-                "started; it is retried with backoff, then dead-lettered.",
-                correlation=str(correlation),
-            )
+        yield method, correlation, f"{transition_category(pm_cls)}-{correlation}", store
+
+
+def _early(pm_cls: Any, message: Message, correlation: Any) -> EarlyEventError:
+    headers = metadata_of(message).headers
+    return EarlyEventError(
+        f"{headers.type} {headers.id} reached {pm_cls.__name__} before instance {correlation!r} was "
+        "started; it is retried with backoff, then dead-lettered.",
+        correlation=str(correlation),
+    )
 
 
 def _caused_by(transition: Message, message_id: Any) -> bool:
