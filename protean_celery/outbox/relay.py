@@ -158,27 +158,40 @@ class Relay(CommandRelay):
         and then marked published in one statement per provider, guarded on
         ``pending``: a row a tick relay claimed meanwhile keeps that relay's outcome
         (both copies carry one task id; the inbox absorbs the second). A row that
-        fails to publish stays pending for the tick. Rows for an external broker
+        fails to publish (too large, say) stays pending for the tick, which records why;
+        when the broker goes down the rows already sent are still marked. Rows for an external broker
         are left to that broker's relay. Returns how many rows were published.
         """
         models = self._models()
         published: dict[str, list[Any]] = {}
-        with self.domain.domain_context(), self.celery.producer_or_acquire() as producer:
-            for row in rows:
-                provider = models.get(type(row))
-                if provider is None or row.target_broker != self.internal_broker:
-                    continue
-                entity = type(row).to_entity(row)
-                message, category = outbox_message(entity)
-                self.publish(message, category, producer)
-                published.setdefault(provider, []).append(entity.id)
-            now = self.domain.clock.now()
-            for provider, ids in published.items():
-                outbox_update(
-                    outbox_repo(self.domain, provider), Q(id__in=ids) & Q(status=OutboxStatus.PENDING.value),
-                    status=OutboxStatus.PUBLISHED.value, published_at=now, last_processed_at=now,
-                )
+        with self.domain.domain_context():
+            try:
+                with self.celery.producer_or_acquire() as producer:
+                    for row in rows:
+                        provider = models.get(type(row))
+                        if provider is None or row.target_broker != self.internal_broker:
+                            continue
+                        entity = type(row).to_entity(row)
+                        try:
+                            self.publish(*outbox_message(entity), producer)
+                        except Exception as exc:
+                            if _broker_down(exc):
+                                raise
+                            # This row only (too large, say): the tick claims it and records why.
+                            logger.warning("relay: outbox row %s left to the next tick: %s", entity.id, exc)
+                            continue
+                        published.setdefault(provider, []).append(entity.id)
+            finally:
+                self._mark_published(published)  # what went out before the broker went down, too
         return sum(len(ids) for ids in published.values())
+
+    def _mark_published(self, published: dict[str, list[Any]]) -> None:
+        now = self.domain.clock.now()
+        for provider, ids in published.items():
+            outbox_update(
+                outbox_repo(self.domain, provider), Q(id__in=ids) & Q(status=OutboxStatus.PENDING.value),
+                status=OutboxStatus.PUBLISHED.value, published_at=now, last_processed_at=now,
+            )
 
     @property
     def internal_broker(self) -> str:

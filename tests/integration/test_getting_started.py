@@ -139,7 +139,8 @@ def test_getting_started_from_zero_handles_the_command_as_the_page_shows(reader)
     socket = reader.folder / ".state" / "redis" / "redis.sock"
     wait_for(lambda: "ready" if socket.exists() else reader.logs(), "ready", timeout=20)
     outputs = {line: reader.run(line) for line in setup[1:]}
-    assert outputs["celery -A app protean check"] == "OK: 2 handler tasks, broker and databases reachable, guarantees in force."
+    expected = "OK: 2 handler tasks, broker and databases reachable, guarantees in force."
+    assert outputs["celery -A app protean check"] == expected
 
     try:
         assert reader.run(use[0]) == "AddBook b1 sent"

@@ -89,3 +89,15 @@ def test_the_relay_thread_outlives_a_failing_relay_and_flushes_what_it_holds():
     thread.submit(Committed(categories={"a::b"}))
     thread.finish(timeout=5)
     assert seen == [["fails"], ["a::b"]]
+
+
+def test_a_committed_row_that_cannot_be_published_is_left_pending_and_the_rest_go_out(sqlite_shop):
+    app = sqlite_shop(max_payload_bytes=1000)
+    with app.runtime.commits.deferred(), app.domain.domain_context():  # two commits, one relay batch
+        app.domain.process(PlaceOrder(order_id="small"), asynchronous=False)
+        app.domain.process(PlaceOrder(order_id="x" * 200), asynchronous=False)  # too large to publish
+    app.runtime.nudge()
+    assert queue_depths(app)[FULFILMENT] == 1  # the small one went out
+    assert _outbox(app) == {"published": 1, "pending": 1}  # the large one is not lost, nor marked
+    assert app.relay().failed == 1  # the tick's claim records why
+    assert _outbox(app) == {"published": 1, "failed": 1}
