@@ -32,7 +32,7 @@ STEPS = {
     "process-manager redelivery check": ("protean_celery/tasks/process_manager.py", "already_handled"),
     "handler + Unit of Work (inbox inside)": ("protean_celery/tasks/handle.py", "_invoke"),
     "Protean's Unit of Work commit": ("protean/core/unit_of_work.py", "commit"),
-    "relay after commit (nudge)": ("protean_celery/app.py", "nudge"),
+    "relay after commit": ("protean_celery/runtime.py", "_relay_committed"),
 }
 
 
