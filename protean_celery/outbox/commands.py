@@ -16,6 +16,7 @@ from typing import Any
 
 from protean.utils.eventing import Message
 
+from protean_celery.commits import Committed
 from protean_celery.envelope import metadata_of
 from protean_celery.errors import PayloadTooLarge
 from protean_celery.outbox.report import RelayReport
@@ -36,10 +37,15 @@ class CommandRelay:
     cursors: Any
     dead_letters: Any
 
-    def publish(self, message: Message, category: str, producer: Any) -> int:  # pragma: no cover - Relay's
+    def publish(  # pragma: no cover - Relay's
+        self, message: Message, category: str, producer: Any, done: Committed | None = None
+    ) -> int:
         raise NotImplementedError
 
-    def _command_batch(self, report: RelayReport, categories: list[str] | None, assume_new: bool = False) -> None:
+    def _command_batch(
+        self, report: RelayReport, categories: list[str] | None, assume_new: bool = False,
+        done: Committed | None = None,
+    ) -> None:
         store = self.domain.event_store.store
         for category in categories if categories is not None else self.topology.command_categories():
             name = command_cursor_name(category)
@@ -57,7 +63,7 @@ class CommandRelay:
                         if message is None or (domain_meta is not None and not domain_meta.asynchronous):
                             continue
                         try:
-                            report.tasks += self.publish(message, category, producer)
+                            report.tasks += self.publish(message, category, producer, done)
                         except PayloadTooLarge as exc:  # no retry makes it smaller
                             self._park_command(row, category, exc, report)
                             continue
