@@ -92,6 +92,8 @@ class Runtime:
             self.commits.capture = frozenset(self.topology.command_categories())
         self.continuation = Continuation(self, lambda: celery.amqp.queues.consume_from.keys())
         self._continues = lambda: settings.continuation_messages > 0 and settings.nudge and real_broker()
+        if settings.continuation_messages > 0 and self.commits.capture:
+            self.relay.markers = self.inbox.handled  # commands a continuing task handled are not published again
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:

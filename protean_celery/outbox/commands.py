@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from protean.utils.eventing import Message
 
 from protean_celery.commits import Committed
-from protean_celery.envelope import metadata_of
+from protean_celery.envelope import message_key, metadata_of
 from protean_celery.errors import PayloadTooLarge
 from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import command_message, command_rows
@@ -36,6 +37,9 @@ class CommandRelay:
     settings: Any
     cursors: Any
     dead_letters: Any
+    #: Which ``(message key, handler path)`` pairs have an inbox marker (set where tasks
+    #: continue in-process: a command one of them handled is not published again).
+    markers: Callable[[Iterable[tuple[str, str]]], set[tuple[str, str]]] | None = None
 
     def publish(  # pragma: no cover - Relay's
         self, message: Message, category: str, producer: Any, done: Committed | None = None
@@ -56,14 +60,15 @@ class CommandRelay:
                 rows = command_rows(store, category, position, self.settings.relay_batch_size)
                 if not rows:
                     return position
+                decoded = [(row, self._command(row, category, report)) for row in rows]
+                known = self._handled_here(category, [message for _, message in decoded if message is not None], done)
                 with self.celery.producer_or_acquire() as producer:
-                    for row in rows:
-                        message = self._command(row, category, report)
+                    for row, message in decoded:
                         domain_meta = metadata_of(message).domain if message is not None else None
                         if message is None or (domain_meta is not None and not domain_meta.asynchronous):
                             continue
                         try:
-                            report.tasks += self.publish(message, category, producer, done)
+                            report.tasks += self.publish(message, category, producer, known)
                         except PayloadTooLarge as exc:  # no retry makes it smaller
                             self._park_command(row, category, exc, report)
                             continue
@@ -71,6 +76,24 @@ class CommandRelay:
                 return int(rows[-1]["global_position"])
 
             self.cursors.advance(name, step)
+
+    def _handled_here(self, category: str, messages: list[Message], done: Committed | None) -> Committed | None:
+        """``done`` plus the (task, key) pairs of ``messages`` a continuing task already handled (their markers)."""
+        if self.markers is None or not messages:
+            return done
+        paths: dict[tuple[str, str], str] = {}
+        for message in messages:
+            key = message_key(message)
+            for route in self.topology.targets(category, str(metadata_of(message).headers.type)):
+                paths[(key, route.spec.path)] = route.task_name
+        found = self.markers(list(paths))
+        if not found:
+            return done
+        known = Committed(handled={(paths[pair], pair[0]) for pair in found})
+        if done is not None:
+            known.handled |= done.handled
+            known.retries = done.retries
+        return known
 
     def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
         try:
