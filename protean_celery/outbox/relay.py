@@ -12,6 +12,8 @@
   relay reads each command category past a locked cursor (see ``cursor.py``).
   A command that cannot be decoded, or whose payload is above ``max_payload_bytes``,
   is dead-lettered under the relay's commands task and the cursor moves on.
+* **Events, outbox off.** Protean's default delivery: events read from the event
+  store past a cursor per category, as commands are (see ``events.py``).
 
 An outbox row whose payload is above ``max_payload_bytes`` is never published:
 it is marked failed with ``PayloadTooLarge`` (retried with backoff, so raising
