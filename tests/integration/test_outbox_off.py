@@ -2,9 +2,9 @@
 
 The orders saga (command handlers, an event handler with a side effect, a
 projector, a process manager) with ``enable_outbox = false`` and event store
-subscriptions, on the embedded default (SQLite files, Redis): every event is
-read from the event store past the relay's cursors. Once with the fast path,
-once with beat ticks alone.
+subscriptions: every event is read from the event store past the relay's
+cursors. On the embedded default (SQLite files, Redis) with the fast path and
+with beat ticks alone; on PostgreSQL (the SQL event store) with the fast path.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
+from protean_celery.deadletter import DeadLetters
 from protean_celery.testing.processes import BeatProcess, WorkerProcess
-from tests.integration.orders import ROOT, dead_letters, rows
+from tests.integration.orders import ROOT, rows
 
 pytestmark = pytest.mark.integration
 
@@ -42,20 +43,26 @@ with domain.domain_context():
 """
 
 
-@pytest.fixture(params=["fast path", "beat only"])
+@pytest.fixture(params=["sqlite, fast path", "sqlite, beat only", "postgres, fast path"])
 def outbox_off_run(request, redis_server, tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     env = {**os.environ, "CELERY_BROKER_URL": redis_server.url, "PROTEAN_CELERY_STATE": str(state),
-           "PROTEAN_NO_AUTO_LOGGING": "1", "OUTBOX_OFF_NUDGE": "1" if request.param == "fast path" else "0"}
+           "PROTEAN_NO_AUTO_LOGGING": "1", "OUTBOX_OFF_NUDGE": "0" if "beat only" in request.param else "1"}
+    url = f"sqlite:///{state}/orders.db"
+    if request.param.startswith("postgres"):
+        url = request.getfixturevalue("postgres_server").create_database("orders_outbox_off")
+        env.update(PROTEAN_ENV="production", DATABASE_URL=url)  # aggregates, events and state on PostgreSQL
     subprocess.run([sys.executable, "-c", _API, "setup"], cwd=ROOT, env=env, check=True, timeout=120)
     worker = WorkerProcess(APP, concurrency=2, env=env, log_path=tmp_path / "worker.log", cwd=ROOT).start()
     beat = BeatProcess(APP, env=env, log_path=tmp_path / "beat.log", cwd=ROOT).start()
     try:
         subprocess.run([sys.executable, "-c", _API, str(ORDERS)], cwd=ROOT, env=env, check=True, timeout=120)
-        engine = sa.create_engine(f"sqlite:///{state}/orders.db")
-        yield engine, state
+        engine = sa.create_engine(url)
+        state_engine = engine if request.param.startswith("postgres") else sa.create_engine(f"sqlite:///{state}/relay.db")
+        yield engine, DeadLetters(state_engine)
         engine.dispose()
+        state_engine.dispose()
     finally:
         beat.stop()
         worker.stop()
@@ -75,7 +82,7 @@ def _settled(engine: sa.Engine, timeout: float = 120.0) -> dict[str, int]:
 
 
 def test_every_handler_kind_runs_once_with_the_outbox_off(outbox_off_run):
-    engine, state = outbox_off_run
+    engine, parked = outbox_off_run
     assert _settled(engine) == {"COMPLETED": ORDERS - 1, "CANCELLED": 1}
     # The projector: the read model agrees with every aggregate.
     assert rows(engine, 'SELECT o.order_id FROM "order" o LEFT JOIN order_summary s ON s.order_id = o.order_id '
@@ -87,7 +94,8 @@ def test_every_handler_kind_runs_once_with_the_outbox_off(outbox_off_run):
     )
     # The process manager: every saga complete in its stream.
     complete = rows(engine, "SELECT count(DISTINCT stream_name) FROM protean_events "
-                            "WHERE category = 'orders::order_fulfillment' AND data LIKE :p", p='%"is_complete": true%')
+                            "WHERE category = 'orders::order_fulfillment' AND CAST(data AS TEXT) LIKE :p",
+                    p='%"is_complete": true%')
     assert complete[0][0] == ORDERS
     # Every event and command of the saga reached each of its handlers exactly once (one inbox marker each).
     markers = Counter(rows(engine, "SELECT message_key, handler FROM protean_celery_inbox"))
@@ -95,5 +103,5 @@ def test_every_handler_kind_runs_once_with_the_outbox_off(outbox_off_run):
     events = rows(engine, "SELECT count(*) FROM protean_events WHERE category IN "
                           "('orders::order', 'orders::inventory', 'orders::payment', 'orders::shipment')")[0][0]
     assert len({key for key, _handler in markers}) >= events
-    assert dead_letters(state) == []
+    assert parked.list() == []
     assert not sa.inspect(engine).has_table("outbox") or rows(engine, "SELECT count(*) FROM outbox")[0][0] == 0
