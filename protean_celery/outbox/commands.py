@@ -6,6 +6,9 @@ relay holds locked from reading to publishing to moving it (see ``cursor.py``), 
 two relays never publish the same commands. A command that cannot be decoded, or
 whose payload is above ``max_payload_bytes``, is dead-lettered under the relay's
 commands task and the cursor moves on.
+
+The per-category loop (``_category_batch``) also serves the event store relay of
+``events.py`` (Protean's default delivery, with the outbox off), under cursors of its own.
 """
 
 from __future__ import annotations
