@@ -177,3 +177,30 @@ def test_shipping_through_the_drain_updates_the_projection(outbox_off):
     app.process(ShipOrder(order_id="o1"))  # shipped again: a second OrderShipped
     drain(app)
     assert SENT == ["o1", "o1"]
+
+
+def test_the_redelivery_sweep_republishes_a_stored_event_the_broker_lost(outbox_off, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from protean_celery.broker import Sighting
+    from protean_celery.redelivery import sweep
+
+    class NothingFound:
+        def reclaim(self, older_than, **_):
+            return []
+
+        def locate(self, wanted, **_):
+            return Sighting(found=set(), workers=1)
+
+    monkeypatch.setattr(sweep, "broker_for", lambda celery: NothingFound())
+    app = outbox_off(redeliver_after=5)
+    with app.domain.domain_context():
+        app.domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
+    app.relay()
+    with app.connection_for_write() as connection:  # the broker loses every message
+        for queue in app.topology.queues:
+            queue.bind(connection.default_channel).purge()
+    report = app.runtime.sweep.run(now=datetime.now(UTC) + timedelta(seconds=60))
+    assert report.redelivered == 2  # OrderPlaced, to the process manager and to the projector
+    depths = queue_depths(app)
+    assert (depths["protean.shop.Fulfilment"], depths["protean.shop.OrderViews"]) == (1, 1)
