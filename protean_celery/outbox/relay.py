@@ -21,8 +21,8 @@ the limit lets it through, then abandoned), never dropped.
 
 Both paths are at-least-once: a crash between publishing and recording it
 re-publishes that batch (after the claim lock expires, for outbox rows).
-Beat runs the relay every ``relay_interval``; handler tasks nudge it after
-they commit so messages leave within milliseconds.
+Beat runs the relay every ``relay_interval``; the fast path (``commits.py``)
+publishes what each commit wrote right after it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from protean.utils.eventing import Message
 from protean.utils.outbox import OutboxStatus
 from protean.utils.query import Q
 
+from protean_celery.commits import Committed
 from protean_celery.deadletter import DeadLetters
 from protean_celery.eager import EagerCascade, settles
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
@@ -103,6 +104,7 @@ class Relay(CommandRelay, EventStoreRelay):
         stored_events: bool | list[str] | None = None,
         max_batches: int | None = None,
         grace: bool = False,
+        done: Committed | None = None,
     ) -> RelayReport:
         """Relay until nothing is pending or ``max_batches`` round trips were made.
 
@@ -115,6 +117,7 @@ class Relay(CommandRelay, EventStoreRelay):
             max_batches: round trips at most (default ``relay_max_batches``).
             grace: leave outbox rows younger than ``relay_grace_seconds`` to the fast
                 path of the process that committed them (beat ticks).
+            done: what this process handled itself (see :meth:`publish`).
         """
         report = RelayReport()
         budget = max_batches or self.settings.relay_max_batches
@@ -127,7 +130,7 @@ class Relay(CommandRelay, EventStoreRelay):
                 if commands:
                     # Listed categories were just appended to: skip the peek once.
                     listed = None if commands is True else commands
-                    self._command_batch(report, listed, assume_new=listed is not None and batch == 0)
+                    self._command_batch(report, listed, assume_new=listed is not None and batch == 0, done=done)
                 self._stored_event_batch(report, commands if stored_events is None else stored_events, batch)
                 if report.moved == moved:
                     break
@@ -156,7 +159,7 @@ class Relay(CommandRelay, EventStoreRelay):
             return tuple(self._models())
 
     @settles
-    def publish_committed(self, rows: list[Any]) -> int:
+    def publish_committed(self, rows: list[Any], done: Committed | None = None) -> int:
         """Publish outbox rows a commit of this process just wrote, by id, without claiming them.
 
         ``rows`` are Protean's outbox database models, as flushed. Each is published
@@ -178,7 +181,7 @@ class Relay(CommandRelay, EventStoreRelay):
                             continue
                         entity = type(row).to_entity(row)
                         try:
-                            self.publish(*outbox_message(entity), producer)
+                            self.publish(*outbox_message(entity), producer, done)
                         except Exception as exc:
                             if _broker_down(exc):
                                 raise
@@ -331,8 +334,12 @@ class Relay(CommandRelay, EventStoreRelay):
 
     # -- publishing -------------------------------------------------------------
 
-    def publish(self, message: Message, category: str, producer: Any) -> int:
+    def publish(self, message: Message, category: str, producer: Any, done: Committed | None = None) -> int:
         """Publish ``message`` to every handler task that takes it; return how many.
+
+        ``done`` names the handlers that already handled it in this process (no task
+        is published for them) and those whose attempt here failed (published as
+        their first retry): see :mod:`protean_celery.continuation`.
 
         Raises:
             PayloadTooLarge: the encoded message is above ``max_payload_bytes``.
@@ -340,28 +347,33 @@ class Relay(CommandRelay, EventStoreRelay):
         """
         message_type = str(metadata_of(message).headers.type)
         routes = self.topology.targets(category, message_type)
+        key = message_key(message)
+        if done is not None:
+            routes = tuple(route for route in routes if (route.task_name, key) not in done.handled)
         if not routes:
             return 0
         payload = encode(message)
         check_size(payload, self.settings.max_payload_bytes, f"relay of {message_type} to {category!r}")
-        key = message_key(message)
         shown = argsrepr(message)
         try:
             for route in routes:
-                self.send(route, payload, key, category, producer, shown)
+                retry_in = done.retries.get((route.task_name, key)) if done is not None else None
+                self.send(route, payload, key, category, producer, shown, retry_in)
         except Exception as exc:
             raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
         return len(routes)
 
     def send(
-        self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None
+        self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None,
+        retry_in: float | None = None,
     ) -> None:
         """Publish one task message: ``payload`` to the handler task of ``route`` only.
 
         The task id is derived from the task and the message key, so every copy
         of a message for one handler has the same id. ``shown`` is what Flower and
         ``celery inspect`` show as its arguments (never payload data: see
-        :mod:`protean_celery.flower`). In eager mode it is applied here instead (:mod:`protean_celery.eager`).
+        :mod:`protean_celery.flower`). With ``retry_in`` it goes out as the first retry of a failed
+        attempt, after that many seconds. In eager mode it is applied here instead (:mod:`protean_celery.eager`).
         """
         if self.cascade is not None and self.cascade.defer(route.task_name, payload, task_id(route.task_name, key)):
             return
@@ -374,6 +386,7 @@ class Relay(CommandRelay, EventStoreRelay):
             declare=[route.queue],
             producer=producer,
             retry=True,
+            **({"retries": 1, "countdown": retry_in} if retry_in is not None else {}),
             argsrepr=shown if shown is not None else argsrepr(payload),
             kwargsrepr="{}",
         )

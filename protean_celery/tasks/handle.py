@@ -34,8 +34,9 @@ from protean_celery.inbox import Inbox
 from protean_celery.protean_api import handle_message
 from protean_celery.registry import HandlerKind, HandlerSpec
 from protean_celery.tasks.process_manager import already_handled, require_transition, transition_category
+from protean_celery.topology import Route
 
-__all__ = ["Outcome", "run_handler"]
+__all__ = ["Outcome", "run_handler", "serial_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,3 +162,18 @@ def _handle_error(handler_cls: Any, exc: Exception, message: Message) -> None:
         handler_cls.handle_error(exc, message)
     except Exception:  # as Protean does: a failing error hook must not mask the error
         logger.exception("%s.handle_error raised while handling %s", handler_cls.__name__, describe(message))
+
+
+def serial_key(route: Route, message: Any) -> str | None:
+    """Projectors and process managers handle one message per (handler, correlation) at a time.
+
+    Two prefork children may handle two events of one order at once. A process
+    manager catches that through its stream's expected version, but a projector's
+    read-modify-write of one projection row would lose an update (projections
+    carry no version): seen on PostgreSQL and SQLite in the saga runs. The inbox
+    holds this key's lock for the handler's whole Unit of Work.
+    """
+    if route.spec.kind not in (HandlerKind.PROJECTOR, HandlerKind.PROCESS_MANAGER):
+        return None
+    correlation = getattr(message.metadata.domain, "correlation_id", None)
+    return f"{route.spec.path}|{correlation}" if correlation else None
