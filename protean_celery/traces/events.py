@@ -12,10 +12,10 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from protean.utils.eventing import MessageHeaders
+from protean.utils.eventing import MessageHeaders, TraceParent
 from protean.utils.telemetry import describe_exception
 
 from protean_celery.protean_api import trace_listening
@@ -72,7 +72,8 @@ class MessageFacts:
         message_type: Protean's ``headers.type``.
         correlation_id: its correlation chain.
         causation_id: the message that caused it.
-        headers: its Protean headers (``traceparent``, ``deadline``), when they could be read.
+        timing: its ``traceparent`` and ``deadline`` headers as sent (read only when needed:
+            building Protean's headers costs more than the rest of a trace).
     """
 
     stream: str
@@ -80,7 +81,7 @@ class MessageFacts:
     message_type: str
     correlation_id: str | None = None
     causation_id: str | None = None
-    headers: MessageHeaders | None = None
+    timing: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of_payload(cls, payload: Any) -> MessageFacts | None:
@@ -90,10 +91,7 @@ class MessageFacts:
         metadata = payload["metadata"]
         headers = metadata.get("headers") if isinstance(metadata.get("headers"), Mapping) else {}
         domain = metadata.get("domain") if isinstance(metadata.get("domain"), Mapping) else {}
-        try:
-            parsed: MessageHeaders | None = MessageHeaders(**headers)
-        except Exception:  # malformed headers: the task dead-letters the message; the trace still names it
-            parsed = None
+        timing = {key: headers[key] for key in ("traceparent", "deadline") if headers.get(key)}
         # A command's metadata names no category: its stream (``shop::order:command-o1``) does.
         stream = domain.get("stream_category") or str(headers.get("stream") or "").partition("-")[0]
         return cls(
@@ -102,8 +100,24 @@ class MessageFacts:
             message_type=str(headers.get("type") or "unknown"),
             correlation_id=domain.get("correlation_id"),
             causation_id=domain.get("causation_id"),
-            headers=parsed,
+            timing=timing,
         )
+
+    def traceparent(self) -> TraceParent | None:
+        """The message's ``traceparent`` (None when it has none, or it cannot be read)."""
+        found = self.timing.get("traceparent")
+        try:
+            return TraceParent(**found) if isinstance(found, Mapping) else TraceParent.build(found) if found else None
+        except Exception:  # a malformed header starts no trace; the handler task decides about the message
+            return None
+
+    def deadline(self) -> MessageHeaders | None:
+        """Protean's headers holding only the message's deadline (None when it has none, or it cannot be read)."""
+        found = self.timing.get("deadline")
+        try:
+            return MessageHeaders(deadline=found) if found else None
+        except Exception:  # a malformed deadline: the handler task decides about the message
+            return None
 
     @classmethod
     def of_row(cls, row: Any) -> MessageFacts:

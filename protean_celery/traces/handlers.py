@@ -109,13 +109,12 @@ class TaskTraces:
         facts = MessageFacts.of_payload(payload)
         handler = resolved_handler(route, facts.message_type) if facts else route.spec.name
         run = _Run(route, facts, handler, worker_id(getattr(task.request, "hostname", None)))
-        headers = facts.headers if facts else None
-        parent = extract_context_from_traceparent(headers.traceparent) if headers else None
+        parent = extract_context_from_traceparent(facts.traceparent()) if facts else None
         run.span = run.scope.enter_context(self.domain.tracer.start_as_current_span(
             SPAN_NAME, context=parent, record_exception=False, set_status_on_exception=False,
         ))
         run.span.set_attribute("protean.handler.name", handler)
-        if facts is None or not listening(self.domain) or (headers is not None and headers.is_expired()):
+        if facts is None or not listening(self.domain) or _expired(facts):
             return run
         run.span.set_attribute("protean.message.id", facts.message_id)
         run.announced = True
@@ -143,7 +142,8 @@ class TaskTraces:
         assert run.facts is not None
         facts, common = run.facts, {"handler": run.handler, "worker_id": run.worker_id}
         if outcome == "expired":
-            deadline = run.facts.headers.deadline if run.facts.headers else None
+            headers = run.facts.deadline()
+            deadline = headers.deadline if headers else None
             emit(self.domain, "handler.skipped", facts, status="expired", worker_id=run.worker_id,
                  handler=run.handler,
                  metadata={"reason": "deadline_exceeded", "deadline": deadline.isoformat() if deadline else None})
@@ -177,3 +177,9 @@ def connect(app: Celery, runtime: Runtime) -> TaskTraces:
 def _data(payload: Any) -> dict[str, Any] | None:
     data = payload.get("data") if isinstance(payload, Mapping) else None
     return dict(data) if isinstance(data, Mapping) else None
+
+
+def _expired(facts: MessageFacts) -> bool:
+    """Whether the message is a command past its deadline (Protean's ``MessageHeaders.is_expired``)."""
+    headers = facts.deadline()
+    return headers is not None and headers.is_expired()
