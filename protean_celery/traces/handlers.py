@@ -132,7 +132,7 @@ class TaskTraces:
         error = getattr(retval, "exc", None) or retval  # a Retry carries the handler's error
         if run.announced:
             emit(self.domain, "handler.failed", facts, status="error", duration_ms=run.duration_ms(),
-                 error=describe_exception(error) if isinstance(error, BaseException) else str(error), **common)
+                 error=_described(error), **common)
         if state == "RETRY":
             retries = int(getattr(task.request, "retries", 0) or 0)
             emit(self.domain, "message.nacked", facts, status="retry",
@@ -183,3 +183,10 @@ def _expired(facts: MessageFacts) -> bool:
     """Whether the message is a command past its deadline (Protean's ``MessageHeaders.is_expired``)."""
     headers = facts.deadline()
     return headers is not None and headers.is_expired()
+
+
+def _described(error: Any) -> str | None:
+    """The error as Protean's engine writes it into ``handler.failed`` (None when Celery gave none)."""
+    if isinstance(error, BaseException):
+        return describe_exception(error)
+    return None if error is None else str(error)
