@@ -113,14 +113,18 @@ class TaskTraces:
         run.span = run.scope.enter_context(self.domain.tracer.start_as_current_span(
             SPAN_NAME, context=parent, record_exception=False, set_status_on_exception=False,
         ))
-        run.span.set_attribute("protean.handler.name", handler)
-        if facts is None or not listening(self.domain) or _expired(facts):
+        try:
+            run.span.set_attribute("protean.handler.name", handler)
+            if facts is None or not listening(self.domain) or _expired(facts):
+                return run
+            run.span.set_attribute("protean.message.id", facts.message_id)
+            run.announced = True
+            emit(self.domain, "handler.started", facts, handler=handler, payload=_data(payload),
+                 worker_id=run.worker_id)
             return run
-        run.span.set_attribute("protean.message.id", facts.message_id)
-        run.announced = True
-        emit(self.domain, "handler.started", facts, handler=handler, payload=_data(payload),
-             worker_id=run.worker_id)
-        return run
+        except BaseException:
+            run.scope.close()  # no span may outlive a run nobody will end
+            raise
 
     def _ended(self, run: _Run, task: Any, state: str | None, retval: Any) -> None:
         assert run.facts is not None
@@ -144,8 +148,7 @@ class TaskTraces:
         if outcome == "expired":
             headers = run.facts.deadline()
             deadline = headers.deadline if headers else None
-            emit(self.domain, "handler.skipped", facts, status="expired", worker_id=run.worker_id,
-                 handler=run.handler,
+            emit(self.domain, "handler.skipped", facts, status="expired", **common,
                  metadata={"reason": "deadline_exceeded", "deadline": deadline.isoformat() if deadline else None})
         elif outcome == "duplicate":
             emit(self.domain, "handler.skipped", facts, status="duplicate", metadata={"reason": "already_handled"},
@@ -160,7 +163,7 @@ class TaskTraces:
                 }, **common)
 
     def _budget(self, run: _Run, error: Any) -> int | None:
-        from protean_celery.tasks.retry import classify  # the tasks package imports this module
+        from protean_celery.tasks.retry import classify  # deferred: the tasks package imports traces.events
 
         if run.facts is None or not isinstance(error, BaseException):
             return None
