@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from protean.exceptions import DeserializationError
@@ -83,6 +83,8 @@ class Continuation:
         self.runtime = runtime
         self._consumed_source = consumed
         self._consumed: frozenset[str] | None = None
+        #: Wraps each run here (Protean's trace events: :mod:`protean_celery.traces` sets it).
+        self.traced: Callable[[Route, Message, Callable[[], Any]], Any] = lambda route, message, run: run()
 
     def run(self) -> int:
         """Continue with what this thread committed, then hand it all to the relay; returns how many ran here."""
@@ -148,10 +150,10 @@ class Continuation:
             return 0
         policy = runtime.retry_policies.for_message(route.spec, str(metadata_of(message).headers.type))
         try:
-            run_handler(
+            self.traced(route, message, lambda: run_handler(
                 runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox,
                 lock=serial_key(route, message), transitions=runtime.transitions,
-            )
+            ))
         except Exception as exc:
             failure = classify(exc)
             if isinstance(exc, UnknownHandlerError | DeserializationError) or policy.budget(failure) < 1:

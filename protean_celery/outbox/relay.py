@@ -55,6 +55,7 @@ from protean_celery.outbox.rows import outbox_message
 from protean_celery.protean_api import outbox_claim, outbox_eligible, outbox_model, outbox_repo, outbox_update
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Route, Topology
+from protean_celery.traces.events import relayed
 
 __all__ = ["Relay", "RelayReport", "command_cursor_name"]
 
@@ -189,6 +190,7 @@ class Relay(CommandRelay, EventStoreRelay):
                             logger.warning("relay: outbox row %s left to the next tick: %s", entity.id, exc)
                             continue
                         published.setdefault(provider, []).append(entity.id)
+                        relayed(self.domain, [entity], {entity.id: None}, self.worker_id)
             finally:
                 self._mark_published(published)  # what went out before the broker went down, too
         return sum(len(ids) for ids in published.values())
@@ -223,6 +225,7 @@ class Relay(CommandRelay, EventStoreRelay):
             if not rows:
                 continue
             outcomes = self._publish_rows(rows, report)
+            relayed(self.domain, rows, outcomes, self.worker_id)
             self._record(repo, outcomes)
             report.events += sum(1 for error in outcomes.values() if error is None)
             report.failed += sum(1 for error in outcomes.values() if error is not None)

@@ -67,6 +67,7 @@ from protean_celery.protean_api import resolve_type
 from protean_celery.tasks.handle import Outcome, run_handler, serial_key
 from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify, deadline_passes
 from protean_celery.topology import Route
+from protean_celery.traces.events import dead_lettered
 
 if TYPE_CHECKING:
     from protean_celery.runtime import Runtime
@@ -160,6 +161,7 @@ def _park(runtime: Runtime, route: Route, payload: Any, error: BaseException, at
         )
         raise ParkingFailed(f"The dead-letter store is unavailable ({exc!r}) while parking: {error}") from exc
     logger.warning("%s: message dead-lettered as %s", route.task_name, entry)
+    dead_lettered(runtime.domain, route.task_name, payload, error, attempts, entry, route)
 
 
 def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
