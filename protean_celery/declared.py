@@ -74,7 +74,6 @@ def unhonoured(domain: Any) -> list[Unhonoured]:
     config = domain.config
     return [
         *_subscribers(domain),
-        *_priority_lanes(config),
         *_external_brokers(config),
         *_sequential(domain),
         *_subscription_keys(domain),
@@ -93,16 +92,6 @@ def _subscribers(domain: Any) -> Iterator[Unhonoured]:
             f"Broker subscriber {cls.__name__} (broker {getattr(meta, 'broker', None)!r}, "
             f"stream {getattr(meta, 'stream', None)!r})",
             "no task consumes broker subscribers under protean-celery yet, so its messages are never handled",
-        )
-
-
-def _priority_lanes(config: Any) -> Iterator[Unhonoured]:
-    lanes = (config.get("server") or {}).get("priority_lanes") or {}
-    if lanes.get("enabled"):
-        yield Unhonoured(
-            "[server.priority_lanes] enabled = true",
-            "priority lanes are not honoured by protean-celery yet: every message shares its handler's queue "
-            "whatever its processing priority",
         )
 
 

@@ -173,7 +173,7 @@ class Relay(CommandRelay):
                             continue
                         entity = type(row).to_entity(row)
                         try:
-                            self.publish(*outbox_message(entity), producer)
+                            self.publish(*outbox_message(entity), producer, priority=entity.priority)
                         except Exception as exc:
                             if _broker_down(exc):
                                 raise
@@ -255,7 +255,7 @@ class Relay(CommandRelay):
                 for row in rows:
                     try:
                         message, category = outbox_message(row)
-                        report.tasks += self.publish(message, category, producer)
+                        report.tasks += self.publish(message, category, producer, priority=row.priority)
                         outcomes[row.id] = None
                     except Exception as exc:
                         if _broker_down(exc):
@@ -326,8 +326,11 @@ class Relay(CommandRelay):
 
     # -- publishing -------------------------------------------------------------
 
-    def publish(self, message: Message, category: str, producer: Any) -> int:
+    def publish(self, message: Message, category: str, producer: Any, priority: int | None = None) -> int:
         """Publish ``message`` to every handler task that takes it; return how many.
+
+        ``priority`` is the outbox row's; a command carries its own in its metadata.
+        With priority lanes on, below the threshold the message goes to each handler's backfill lane.
 
         Raises:
             PayloadTooLarge: the encoded message is above ``max_payload_bytes``.
@@ -341,32 +344,40 @@ class Relay(CommandRelay):
         check_size(payload, self.settings.max_payload_bytes, f"relay of {message_type} to {category!r}")
         key = message_key(message)
         shown = argsrepr(message)
+        lanes = self.topology.lanes
+        if priority is None:
+            priority = getattr(metadata_of(message).domain, "priority", None)
+        backfill = lanes is not None and lanes.backfill(priority)
         try:
             for route in routes:
-                self.send(route, payload, key, category, producer, shown)
+                self.send(route, payload, key, category, producer, shown, backfill=backfill)
         except Exception as exc:
             raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
         return len(routes)
 
     def send(
-        self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None
+        self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None,
+        *, backfill: bool = False,
     ) -> None:
         """Publish one task message: ``payload`` to the handler task of ``route`` only.
 
         The task id is derived from the task and the message key, so every copy
         of a message for one handler has the same id. ``shown`` is what Flower and
         ``celery inspect`` show as its arguments (never payload data: see
-        :mod:`protean_celery.flower`). In eager mode it is applied here instead (:mod:`protean_celery.eager`).
+        :mod:`protean_celery.flower`). With ``backfill`` it goes to the handler's
+        backfill lane, when priority lanes are on (:mod:`protean_celery.lanes`).
+        In eager mode it is applied here instead (:mod:`protean_celery.eager`).
         """
         if self.cascade is not None and self.cascade.defer(route.task_name, payload, task_id(route.task_name, key)):
             return
+        exchange, queue = route.lane(backfill)
         self.celery.send_task(
             route.task_name,
             args=(payload,),
             task_id=task_id(route.task_name, key),
-            exchange=route.exchange,
+            exchange=exchange,
             routing_key=category,
-            declare=[route.queue],
+            declare=[queue],
             producer=producer,
             retry=True,
             argsrepr=shown if shown is not None else argsrepr(payload),

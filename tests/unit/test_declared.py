@@ -47,11 +47,9 @@ def test_a_broker_subscriber_is_named():
     assert "never handled" in str(item)
 
 
-def test_priority_lanes_are_named_only_when_enabled():
-    assert _features(build_domain(server={"default_subscription_type": "stream",
-                                          "priority_lanes": {"enabled": False}})) == []
+def test_priority_lanes_are_honoured_so_not_named():
     domain = build_domain(server={"default_subscription_type": "stream", "priority_lanes": {"enabled": True}})
-    assert _features(domain) == ["[server.priority_lanes] enabled = true"]
+    assert _features(domain) == []
 
 
 def test_external_brokers_are_not_relayed_yet():
