@@ -62,6 +62,7 @@ from protean_celery.errors import (
 from protean_celery.intake import check_domain, check_size, check_type
 from protean_celery.protean_api import resolve_type
 from protean_celery.registry import HandlerKind
+from protean_celery.sequential import sequential_key
 from protean_celery.tasks.handle import Outcome, run_handler
 from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify
 from protean_celery.topology import Route
@@ -169,6 +170,9 @@ def _serial_key(route: Route, message: Any) -> str | None:
     carry no version): seen on PostgreSQL and SQLite in the saga runs. The inbox
     holds this key's lock for the handler's whole Unit of Work.
     """
+    sequential = sequential_key(route.spec, message)  # Protean's sequential_by (see sequential.py)
+    if sequential is not None:
+        return sequential
     if route.spec.kind not in (HandlerKind.PROJECTOR, HandlerKind.PROCESS_MANAGER):
         return None
     correlation = getattr(message.metadata.domain, "correlation_id", None)
@@ -182,6 +186,7 @@ def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
     domain = runtime.domain
     check_domain(message, route.spec, domain.normalized_name, domain.camel_case_name, runtime.topology.known_types)
     check_type(message, route.spec, lambda name: resolve_type(domain, name))
+    sequential_key(route.spec, message)  # a sequential_by handler's message without its key: parked at once
     return message
 
 
