@@ -40,7 +40,7 @@ _ACCEPTED = frozenset({
 
 #: Why a key has no meaning under Celery.
 REASONS: dict[str, str] = {
-    "messages_per_tick": "workers take one message at a time (prefetch 1), there are no ticks; "
+    "messages_per_tick": "workers take one message at a time (prefetch 1), there are no ticks: "
     "size throughput with worker_concurrency",
     "tick_interval": "workers take one message at a time (prefetch 1), there are no ticks",
     "blocking_timeout_ms": "workers consume Celery queues, they do not poll Protean's broker",
@@ -79,10 +79,8 @@ def refuse_unhonoured(domain: Any) -> None:
     """
     found = refusals(domain)
     if found:
-        lines = "\n".join(f"  {where}: {reason}" for where, reason in found)
-        raise SubscriptionSettingError(
-            f"Per-handler subscription settings protean-celery cannot honour; remove them:\n{lines}"
-        )
+        listed = "; ".join(f"{where}: {reason}" for where, reason in found)
+        raise SubscriptionSettingError(f"Remove the per-handler settings protean-celery cannot honour: {listed}.")
 
 
 def from_origin(domain: Any, handler_cls: Any, message: Any) -> bool:
