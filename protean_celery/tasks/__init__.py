@@ -19,6 +19,9 @@ register or upcast, command   rejected without requeue
 type with no handler, or
 data Protean cannot rebuild
 (DeserializationError)
+message without the           dead-lettered at once
+``sequential_by`` key of its  (``SequentialKeyMissing``), rejected without
+handler                       requeue
 ``ExpectedVersionError``      retried in-process (``version_retries``) with
                               fresh state, then by Celery, quickly
                               (``transient_retries``)
