@@ -119,7 +119,7 @@ class Continuation:
                 message, category = outbox_message(type(row).to_entity(row))
             except Exception:  # the relay publishes it, or records why it cannot
                 continue
-            yield from self._routes(message, category)
+            yield from self._routes(message, category, row.priority)
         for row in fresh.commands:
             try:
                 message = Message.deserialize(row)
@@ -130,7 +130,12 @@ class Continuation:
                 continue  # processed synchronously by its caller
             yield from self._routes(message, str(metadata_of(message).headers.stream).partition("-")[0])
 
-    def _routes(self, message: Message, category: str) -> Iterator[tuple[Route, Message]]:
+    def _routes(self, message: Message, category: str, priority: Any = None) -> Iterator[tuple[Route, Message]]:
+        lanes = self.runtime.topology.lanes
+        if priority is None:
+            priority = getattr(metadata_of(message).domain, "priority", None)
+        if lanes is not None and lanes.backfill(priority):
+            return  # backfill work waits its turn in its lane; interactive messages go first
         consumed = self.consumed()
         for route in self.runtime.topology.targets(category, str(metadata_of(message).headers.type)):
             if route.queue.name in consumed:

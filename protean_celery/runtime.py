@@ -24,6 +24,7 @@ from protean_celery.errors import DeadLetterError, PayloadTooLarge
 from protean_celery.event_store.store import SQLEventStore, shared_provider
 from protean_celery.flower import argsrepr
 from protean_celery.inbox import Inbox
+from protean_celery.lanes import read_lanes
 from protean_celery.outbox import Relay
 from protean_celery.protean_api import known_types, provider_engines, reset_client
 from protean_celery.redelivery import Sweep, Watch
@@ -65,6 +66,7 @@ class Runtime:
             read_handlers(domain),
             prefix=settings.queue_prefix,
             known_types=known_types(domain),
+            lanes=read_lanes(domain.config),
         )
         self.state = state
         self.cursors = state.cursors

@@ -182,7 +182,7 @@ class Relay(CommandRelay, EventStoreRelay):
                             continue
                         entity = type(row).to_entity(row)
                         try:
-                            self.publish(*outbox_message(entity), producer, done)
+                            self.publish(*outbox_message(entity), producer, done, priority=entity.priority)
                         except Exception as exc:
                             if _broker_down(exc):
                                 raise
@@ -266,7 +266,7 @@ class Relay(CommandRelay, EventStoreRelay):
                 for row in rows:
                     try:
                         message, category = outbox_message(row)
-                        report.tasks += self.publish(message, category, producer)
+                        report.tasks += self.publish(message, category, producer, priority=row.priority)
                         outcomes[row.id] = None
                     except Exception as exc:
                         if _broker_down(exc):
@@ -337,12 +337,17 @@ class Relay(CommandRelay, EventStoreRelay):
 
     # -- publishing -------------------------------------------------------------
 
-    def publish(self, message: Message, category: str, producer: Any, done: Committed | None = None) -> int:
+    def publish(
+        self, message: Message, category: str, producer: Any, done: Committed | None = None,
+        priority: int | None = None,
+    ) -> int:
         """Publish ``message`` to every handler task that takes it; return how many.
 
         ``done`` names the handlers that already handled it in this process (no task
         is published for them) and those whose attempt here failed (published as
-        their first retry): see :mod:`protean_celery.continuation`.
+        their first retry): see :mod:`protean_celery.continuation`. ``priority`` is
+        the outbox row's; a command carries its own in its metadata. With priority
+        lanes on, below the threshold the message goes to each handler's backfill lane.
 
         Raises:
             PayloadTooLarge: the encoded message is above ``max_payload_bytes``.
@@ -358,17 +363,21 @@ class Relay(CommandRelay, EventStoreRelay):
         payload = encode(message)
         check_size(payload, self.settings.max_payload_bytes, f"relay of {message_type} to {category!r}")
         shown = argsrepr(message)
+        lanes = self.topology.lanes
+        if priority is None:
+            priority = getattr(metadata_of(message).domain, "priority", None)
+        backfill = lanes is not None and lanes.backfill(priority)
         try:
             for route in routes:
                 retry_in = done.retries.get((route.task_name, key)) if done is not None else None
-                self.send(route, payload, key, category, producer, shown, retry_in)
+                self.send(route, payload, key, category, producer, shown, retry_in, backfill=backfill)
         except Exception as exc:
             raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
         return len(routes)
 
     def send(
         self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None,
-        retry_in: float | None = None,
+        retry_in: float | None = None, *, backfill: bool = False,
     ) -> None:
         """Publish one task message: ``payload`` to the handler task of ``route`` only.
 
@@ -376,17 +385,20 @@ class Relay(CommandRelay, EventStoreRelay):
         of a message for one handler has the same id. ``shown`` is what Flower and
         ``celery inspect`` show as its arguments (never payload data: see
         :mod:`protean_celery.flower`). With ``retry_in`` it goes out as the first retry of a failed
-        attempt, after that many seconds. In eager mode it is applied here instead (:mod:`protean_celery.eager`).
+        attempt, after that many seconds. With ``backfill`` it goes to the handler's
+        backfill lane, when priority lanes are on (:mod:`protean_celery.lanes`).
+        In eager mode it is applied here instead (:mod:`protean_celery.eager`).
         """
         if self.cascade is not None and self.cascade.defer(route.task_name, payload, task_id(route.task_name, key)):
             return
+        exchange, queue = route.lane(backfill)
         self.celery.send_task(
             route.task_name,
             args=(payload,),
             task_id=task_id(route.task_name, key),
-            exchange=route.exchange,
+            exchange=exchange,
             routing_key=category,
-            declare=[route.queue],
+            declare=[queue],
             producer=producer,
             retry=True,
             **({"retries": 1, "countdown": retry_in} if retry_in is not None else {}),

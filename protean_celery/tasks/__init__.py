@@ -21,6 +21,9 @@ data Protean cannot rebuild
 (DeserializationError)
 command whose deadline        acked as expired (inbox marker), not retried
 passes before its next retry
+message without the           dead-lettered at once
+``sequential_by`` key of its  (``SequentialKeyMissing``), rejected without
+handler                       requeue
 ``ExpectedVersionError``      retried in-process (``version_retries``) with
                               fresh state, then by Celery, quickly
                               (``transient_retries``)
@@ -64,6 +67,7 @@ from protean_celery.errors import (
 )
 from protean_celery.intake import check_domain, check_size, check_type
 from protean_celery.protean_api import resolve_type
+from protean_celery.sequential import sequential_key
 from protean_celery.tasks.handle import Outcome, run_handler, serial_key
 from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify, deadline_passes
 from protean_celery.topology import Route
@@ -171,6 +175,7 @@ def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
     domain = runtime.domain
     check_domain(message, route.spec, domain.normalized_name, domain.camel_case_name, runtime.topology.known_types)
     check_type(message, route.spec, lambda name: resolve_type(domain, name))
+    sequential_key(route.spec, message)  # a sequential_by handler's message without its key: parked at once
     return message
 
 

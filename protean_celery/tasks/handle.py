@@ -33,6 +33,8 @@ from protean_celery.errors import UnknownHandlerError
 from protean_celery.inbox import Inbox
 from protean_celery.protean_api import handle_message
 from protean_celery.registry import HandlerKind, HandlerSpec
+from protean_celery.sequential import sequential_key
+from protean_celery.subscriptions import from_origin
 from protean_celery.tasks.process_manager import already_handled, require_transition, transition_category
 from protean_celery.topology import Route
 
@@ -47,6 +49,7 @@ class Outcome(StrEnum):
     HANDLED = "handled"
     EXPIRED = "expired"
     DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
 
 
 def run_handler(
@@ -74,7 +77,8 @@ def run_handler(
 
     Returns:
         ``HANDLED``; ``EXPIRED`` for a command past its deadline (acked, never
-        retried); ``DUPLICATE`` when the inbox says this handler already handled it.
+        retried); ``DUPLICATE`` when the inbox says this handler already handled it;
+        ``SKIPPED`` for a message not from the handler's ``origin_stream`` (marked handled).
 
     Raises:
         UnknownHandlerError: a command type this dispatcher has no handler for.
@@ -100,6 +104,10 @@ def run_handler(
                 logger.info("%s: skipped expired command %s", spec.name, describe(message))
                 _mark(inbox, message, spec.path)
                 return Outcome.EXPIRED
+            if not from_origin(domain, handler_cls, message):  # the handler's origin_stream (subscriptions.py)
+                logger.info("%s: skipped %s, not from its origin_stream", spec.name, describe(message))
+                _mark(inbox, message, spec.path)
+                return Outcome.SKIPPED
             manager = spec.kind is HandlerKind.PROCESS_MANAGER
             if manager and transitions is None and already_handled(handler_cls, message):
                 logger.info("%s: redelivered %s already made a transition", spec.name, describe(message))
@@ -173,6 +181,9 @@ def serial_key(route: Route, message: Any) -> str | None:
     carry no version): seen on PostgreSQL and SQLite in the saga runs. The inbox
     holds this key's lock for the handler's whole Unit of Work.
     """
+    sequential = sequential_key(route.spec, message)  # Protean's sequential_by (see sequential.py)
+    if sequential is not None:
+        return sequential
     if route.spec.kind not in (HandlerKind.PROJECTOR, HandlerKind.PROCESS_MANAGER):
         return None
     correlation = getattr(message.metadata.domain, "correlation_id", None)
