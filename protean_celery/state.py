@@ -1,7 +1,7 @@
 """The state database, and every table of ours with where it lives (I/O).
 
-protean-celery creates five tables. Three live in the **state database**, one
-engine this module owns; two live in the domain's own databases, next to the
+protean-celery creates six tables. Three live in the **state database**, one
+engine this module owns; three live in the domain's own databases, next to the
 data they guard:
 
 =================================  ==========================================  =======================
@@ -11,6 +11,7 @@ table                              database                                    d
 ``protean_celery_dead_letters``    the state database                          ``deadletter.py``
 ``protean_celery_redeliveries``    the state database                          ``redelivery/ledger.py``
 ``protean_celery_inbox``           the default provider's database             ``inbox.py``
+``protean_celery_turns``           the default provider's database             ``turns.py``
 ``protean_events``                 the event store's database (SQL store)      ``event_store/schema.py``
 =================================  ==========================================  =======================
 
@@ -43,6 +44,7 @@ from protean_celery.outbox.cursor import CursorStore, SQLCursorStore, cursors_ta
 from protean_celery.redelivery.ledger import Ledger, ledger_table
 from protean_celery.settings import CelerySettings
 from protean_celery.sql import make_engine
+from protean_celery.turns import Turns, turns_table
 
 if TYPE_CHECKING:
     from protean.domain import Domain
@@ -53,7 +55,7 @@ __all__ = ["DOMAIN_TABLES", "STATE_TABLES", "StateDatabase", "domain_stores", "s
 STATE_TABLES: tuple[Table, ...] = (cursors_table, dead_letters_table, ledger_table)
 
 #: The tables in the domain's databases: the inbox (default provider), the SQL event store's.
-DOMAIN_TABLES: tuple[Table, ...] = (inbox_table, events_table)
+DOMAIN_TABLES: tuple[Table, ...] = (inbox_table, turns_table, events_table)
 
 _WHERE = "[custom.celery] state_database_uri"
 
@@ -148,8 +150,8 @@ def state_database(domain: Domain, settings: CelerySettings, cursors: CursorStor
 
 
 def domain_stores(domain: Domain) -> list[Any]:
-    """The stores of our tables in the domain's databases: the inbox, and the SQL event store if it is ours."""
-    stores: list[Any] = [Inbox(domain)]
+    """The stores of our tables in the domain's databases: the inbox and the ordered lanes' turns, and the SQL event store if it is ours."""
+    stores: list[Any] = [Inbox(domain), Turns(domain)]
     store = domain.event_store.store
     if isinstance(store, SQLEventStore):
         stores.append(store)

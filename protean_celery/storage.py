@@ -16,6 +16,7 @@ from protean_celery.databases import prepare_databases
 from protean_celery.inbox import Inbox
 from protean_celery.startup import database_uris
 from protean_celery.state import StateDatabase, domain_stores
+from protean_celery.turns import Turns
 
 __all__ = ["prepare_databases", "setup", "setup_outbox", "drop", "truncate", "database_uris"]
 
@@ -47,9 +48,10 @@ def drop(domain: Any, state: StateDatabase | None = None) -> None:
 
 
 def truncate(domain: Any, state: StateDatabase | None = None) -> None:
-    """Protean's ``truncate_database()`` (which also resets the event store), the inbox, then ``state``'s tables."""
+    """Protean's ``truncate_database()`` (which also resets the event store), the inbox and the lanes, then ``state``'s tables."""
     with domain.domain_context():
         domain.truncate_database()
     Inbox(domain).truncate()
+    Turns(domain).truncate()
     if state is not None:
         state.truncate()
