@@ -19,8 +19,9 @@ register or upcast, command   rejected without requeue
 type with no handler, or
 data Protean cannot rebuild
 (DeserializationError)
-ordered handler's message    deferred (short countdown, not a handler
-before its turn               retry) up to ``ordering_retries`` times, then
+ordered handler's message    tried again in-process for up to 100 ms, then
+before its turn               deferred (short countdown, not a handler
+                              retry) up to ``ordering_retries`` times, then
                               dead-lettered (``OrderingGap``)
 command whose deadline        acked as expired (inbox marker), not retried
 passes before its next retry
@@ -70,6 +71,7 @@ from protean_celery.errors import (
     UnknownHandlerError,
 )
 from protean_celery.intake import check_domain, check_size, check_type
+from protean_celery.ordering import patiently
 from protean_celery.protean_api import resolve_type
 from protean_celery.sequential import sequential_key
 from protean_celery.tasks.deferral import defer
@@ -210,11 +212,11 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
     policy = runtime.retry_policies.for_message(route.spec, str(metadata_of(message).headers.type))
     try:
         with runtime.commits.deferred():
-            outcome = run_handler(
+            outcome = patiently(lambda: run_handler(  # patiently: an ordered handler's message out of turn
                 runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox,
                 lock=runtime.ordering.lock(route, message, serial_key(route, message)),
                 transitions=runtime.transitions, turn=runtime.ordering.turn(route, message),
-            )
+            ))
     except OutOfTurn as exc:  # an ordered handler's message before its turn: tasks/deferral.py
         budget = runtime.settings.ordering_retries
         return defer(task, exc, budget, lambda error, attempts: _park(runtime, route, payload, error, attempts))

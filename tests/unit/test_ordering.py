@@ -112,3 +112,22 @@ def test_ordered_for_every_handler_or_one_and_a_clear_error_for_a_bad_value():
         load_settings({"custom": {"celery": {"handlers": {"Fulfilment": {"ordered": "yes"}}}}})
     with pytest.raises(ConfigurationError, match="ordering_retries must be zero or positive"):
         load_settings({"custom": {"celery": {"ordering_retries": -1}}})
+
+
+def test_a_task_tries_an_out_of_turn_message_again_in_process_before_deferring_it(monkeypatch):
+    import protean_celery.ordering as ordering
+
+    monkeypatch.setattr(ordering.time, "sleep", lambda seconds: None)
+    attempts = []
+
+    def run(succeed_at):
+        attempts.append(1)
+        if len(attempts) < succeed_at:
+            raise OutOfTurn("not yet", missing=0)
+        return "handled"
+
+    assert ordering.patiently(lambda: run(3)) == "handled" and len(attempts) == 3
+    attempts.clear()
+    with pytest.raises(OutOfTurn):
+        ordering.patiently(lambda: run(99))
+    assert len(attempts) == len(ordering.PATIENCE) + 1
