@@ -145,7 +145,7 @@ class CelerySettings:
     redelivery_attempts: int = 3
     accept_unsigned: bool = False
     continuation_messages: int = 32
-    ordering_retries: int = 60
+    ordering_retries: int = 100
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.

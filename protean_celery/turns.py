@@ -117,7 +117,7 @@ def take(session: Any, lane: str, position: int) -> bool:
 
 
 def settle(session: Any, lane: str, last: int | None, position: int) -> bool:
-    """Move ``lane`` from ``last`` (``None``: no row yet) to ``position``; ``False`` when it is no longer at ``last``."""
+    """Move ``lane`` from ``last`` (``None``: no row yet) to ``position``; ``False`` once it is not at ``last``."""
     now = datetime.now(UTC)
     if last is not None:
         statement = update(turns_table).where(turns_table.c.lane == lane, turns_table.c.position == last)

@@ -4,8 +4,8 @@ It is not a failure: the handler did not run (its Unit of Work rolled back befor
 the handler was called), ``handle_error`` is not called and the handler's retry
 budgets are untouched. The task publishes a copy of itself (same task id, same
 ``retries``) after a short countdown (:data:`DEFER_PACE`: 50 ms doubling, capped at
-5 s, jittered) with a header counting the deferrals, and returns ``"deferred"``.
-After ``ordering_retries`` deferrals (default 60: about four and a half minutes)
+2 s, jittered) with a header counting the deferrals, and returns ``"deferred"``.
+After ``ordering_retries`` deferrals (default 100: about three minutes)
 the message is dead-lettered as :class:`~protean_celery.errors.OrderingGap`,
 naming the position it waited for: replay (or purge) the dead letter of that
 predecessor first, then replay this one.
@@ -32,7 +32,7 @@ DEFERRED = "deferred"
 #: The message header counting how often a message was deferred.
 WAITS_HEADER = "protean_ordering_waits"
 #: How soon a deferred message comes back, before jitter.
-DEFER_PACE = Pace(0.05, 5.0)
+DEFER_PACE = Pace(0.05, 2.0)
 
 
 def waits(request: Any) -> int:

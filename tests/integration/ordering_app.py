@@ -114,7 +114,7 @@ _ordered = {"ordered": True}
 domain.config["custom"] = {"celery": {
     "state_database_uri": f"sqlite:///{STATE}/relay.db",
     "handlers": {"InOrder": _ordered, "Tallies": _ordered},
-    "ordering_retries": int(os.environ.get("ORDERING_RETRIES", "60")),
+    "ordering_retries": int(os.environ.get("ORDERING_RETRIES", "100")),
 }}
 domain.register(Account)
 domain.register(Bumped, part_of=Account)
@@ -131,12 +131,18 @@ app = ProteanCelery(domain)
 
 
 def _queue(keys: int, rounds: int, burst: int, counted: int) -> None:
-    """Record ``rounds`` bursts of ``burst`` bumps per account, round by round, then ``counted`` Counted events."""
+    """Record ``rounds`` bursts of ``burst`` bumps per account, round by round, then ``counted`` Counted events.
+
+    Each Unit of Work's events are published right after its commit (the fast
+    path), in commit order; with ``ORDERING_RELAY=backlog`` they are left to one
+    relay run at the end, which claims the outbox in no particular order.
+    """
     storage.setup(app.domain, app.runtime.state)
     with app.runtime.inbox.engine.begin() as conn:
         conn.execute(text("CREATE TABLE IF NOT EXISTS ordering_seen (id BIGSERIAL PRIMARY KEY, handler TEXT, "
                           "key TEXT, seq INTEGER)"))
-    app.runtime.settings = replace(app.runtime.settings, nudge=False)
+    fast = os.environ.get("ORDERING_RELAY", "fast") == "fast"
+    app.runtime.settings = replace(app.runtime.settings, nudge=fast)
     with app.domain.domain_context():
         repo = app.domain.repository_for(Account)
         for round_ in range(rounds):
@@ -146,11 +152,14 @@ def _queue(keys: int, rounds: int, burst: int, counted: int) -> None:
                     for number in range(burst):
                         account.raise_(Bumped(account_id=f"a{key}", seq=round_ * burst + number))
                     repo.add(account)
+                app.runtime.nudge()
         for number in range(counted):  # one Unit of Work each: a correlation chain each
             with UnitOfWork():
                 account = repo.get(f"a{number % keys}")
                 account.raise_(Counted(account_id=account.account_id, sku=f"s{number % 5}"))
                 repo.add(account)
+            app.runtime.nudge()
+        app.runtime.commits.flush(timeout=60)
         while app.relay().events:
             pass
 
