@@ -21,7 +21,8 @@ every handler, ``[custom.celery.handlers.<Name>]`` for one) is ordered:
   moves from ``n - 1`` to ``n`` (:func:`protean_celery.turns.take`). A message
   whose predecessor is in flight waits for that commit (PostgreSQL: the lane's row
   lock; SQLite: the write lock). A message ahead of its turn looks at the
-  positions in between: those the handler does not take (other event types),
+  positions in between: those the handler does not take (other event types, a
+  message its producer processed synchronously),
   those it is already done with (an inbox marker: handled, expired, not from its
   ``origin_stream``) and those older than ``inbox_retention_hours`` are passed
   over; any other is missing, and the message raises :class:`OutOfTurn`. The
@@ -213,9 +214,7 @@ class Ordering:
         while start < position:
             count = min(position - start, GAP_READ_LIMIT)
             before = self.domain.event_store.store.read(stream, position=start, no_of_messages=count)
-            waiting = [
-                m for m in before if turn.spec.accepts(str(metadata_of(m).headers.type)) and not _older(m, horizon)
-            ]
+            waiting = [m for m in before if _delivered(turn.spec, m) and not _older(m, horizon)]
             done = marked(session, turn.spec.path, (message_key(m) for m in waiting))
             for message in waiting:
                 if message_key(message) not in done:
@@ -234,6 +233,14 @@ class Ordering:
 def _is_ordered(settings: CelerySettings, spec: HandlerSpec) -> bool:
     names = {spec.name, *(cls.__name__ for cls in spec.commands.values())}
     return any(bool(settings.for_handler(name).ordered) for name in names)
+
+
+def _delivered(spec: HandlerSpec, message: Message) -> bool:
+    """Whether ``message`` reaches ``spec``'s task: a type it takes, not processed synchronously by its producer."""
+    metadata = metadata_of(message)
+    if metadata.domain is not None and metadata.domain.asynchronous is False:
+        return False
+    return spec.accepts(str(metadata.headers.type))
 
 
 def _older(message: Message, horizon: datetime) -> bool:
