@@ -4,9 +4,10 @@
 
 Starts a private redis-server and PostgreSQL, queues ``keys × rounds × burst``
 ``Bumped`` events (bursts of ``burst`` per account, round after round) and
-``counted`` ``Counted`` events through the outbox and the relay
-(``tests/integration/ordering_app.py``), then runs one ``celery worker -c
-concurrency`` until both handlers recorded every bump. Prints, per handler, the
+``counted`` ``Counted`` events through the outbox (``tests/integration/ordering_app.py``:
+each Unit of Work published right after its commit; with ``ORDERING_RELAY=backlog``,
+by one relay run at the end, which claims the outbox in no particular order), then
+runs one ``celery worker -c concurrency`` until both handlers recorded every bump. Prints, per handler, the
 events recorded, the inversions (pairs of one account's bumps seen in the opposite
 of their commit order) and duplicates; the tallies of the ordered and unordered
 projectors; the deferrals; and the wall time.

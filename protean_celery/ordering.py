@@ -53,7 +53,6 @@ from typing import Any, TypeVar
 from protean.utils.eventing import Message
 from protean.utils.globals import current_uow
 from protean.utils.reflection import id_field
-from sqlalchemy import select
 
 from protean_celery.envelope import describe, message_key, metadata_of
 from protean_celery.errors import OutOfTurn
@@ -62,7 +61,8 @@ from protean_celery.registry import HandlerKind, HandlerSpec
 from protean_celery.sequential import sequential_field
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Route, Topology
-from protean_celery.turns import last_position, marked, settle, take
+from protean_celery.positions import stored_between, stored_position
+from protean_celery.turns import marked, settle, take
 
 __all__ = ["Ordering", "PATIENCE", "Turn", "patiently"]
 
@@ -180,17 +180,16 @@ class Ordering:
                            describe(turn.message))
             return
         session = current_uow.get_session(self.inbox.provider)
-        if take(session, turn.lane, position):
+        last = take(session, turn.lane, position)
+        if last == position:
             return
-        last = last_position(session, turn.lane)
-        if last is not None and last >= position:
+        if last is None or last > position:
             logger.info("%s: lane %s is past %s, duplicate", turn.spec.name, turn.lane, describe(turn.message))
             raise AlreadyHandled
-        start = 0 if last is None else last + 1
-        missing = self._first_missing(session, turn, start, position)
+        missing = self._first_missing(session, turn, last + 1, position)
         if missing is None and settle(session, turn.lane, last, position):
             return
-        missing = start if missing is None else missing  # the lane moved meanwhile: look again later
+        missing = last + 1 if missing is None else missing  # the lane moved meanwhile: look again later
         raise OutOfTurn(
             f"{describe(turn.message)} is at position {position} of {turn.lane.partition('|')[2]}, but "
             f"{turn.spec.name} has not handled position {missing} yet",
@@ -200,27 +199,43 @@ class Ordering:
     def position(self, message: Message) -> int | None:
         """``message``'s position in its stream: from its metadata, else looked up in the event store by id."""
         metadata = metadata_of(message)
-        known = getattr(metadata.event_store, "position", None) if metadata.event_store else None
+        stored = metadata.event_store  # a value object: test it against None (position 0 would be falsy)
+        known = stored.position if stored is not None else None
         if known is not None:
             return int(known)
         if getattr(metadata.domain, "kind", None) == "COMMAND":
             return None  # a command's id is its aggregate's: only its stored position identifies it
-        return _stored_position(self.domain.event_store.store, str(metadata.headers.stream), str(metadata.headers.id))
+        return stored_position(self.domain.event_store.store, str(metadata.headers.stream), str(metadata.headers.id))
 
     def _first_missing(self, session: Any, turn: Turn, start: int, position: int) -> int | None:
         """The first position in ``[start, position)`` of the lane that the handler still has to handle."""
         stream = turn.lane.partition("|")[2]
         horizon = datetime.now(UTC) - self.retention
-        while start < position:
-            count = min(position - start, GAP_READ_LIMIT)
-            before = self.domain.event_store.store.read(stream, position=start, no_of_messages=count)
-            waiting = [m for m in before if _delivered(turn.spec, m) and not _older(m, horizon)]
-            done = marked(session, turn.spec.path, (message_key(m) for m in waiting))
-            for message in waiting:
-                if message_key(message) not in done:
-                    return int(metadata_of(message).event_store.position)  # type: ignore[union-attr]
-            start += count
+        for chunk in range(start, position, GAP_READ_LIMIT):
+            end = min(chunk + GAP_READ_LIMIT, position)
+            waiting = [
+                (at, key) for at, key, kind, asynchronous, time in self._between(stream, chunk, end, turn.spec)
+                if asynchronous and time >= horizon and turn.spec.accepts(kind)
+            ]
+            done = marked(session, turn.spec.path, (key for _, key in waiting))
+            missing = next((at for at, key in waiting if key not in done), None)
+            if missing is not None:
+                return missing
         return None
+
+    def _between(self, stream: str, start: int, end: int, spec: HandlerSpec) -> list[tuple[int, str, str, bool, Any]]:
+        """``(position, message key, type, asynchronous, time)`` of ``stream``'s messages in ``[start, end)``."""
+        store = self.domain.event_store.store
+        rows = stored_between(store, stream, start, end, spec.message_types)
+        if rows is not None:
+            return rows
+        found = []
+        for message in store.read(stream, position=start, no_of_messages=end - start):
+            metadata = metadata_of(message)
+            found.append((int(metadata.event_store.position), message_key(message),  # type: ignore[union-attr]
+                          str(metadata.headers.type), metadata.domain is None or metadata.domain.asynchronous is not False,
+                          _aware(metadata.headers.time)))
+        return found
 
     def _projection_field(self, spec: HandlerSpec) -> str | None:
         if spec.path not in self._projection_fields:
@@ -235,34 +250,7 @@ def _is_ordered(settings: CelerySettings, spec: HandlerSpec) -> bool:
     return any(bool(settings.for_handler(name).ordered) for name in names)
 
 
-def _delivered(spec: HandlerSpec, message: Message) -> bool:
-    """Whether ``message`` reaches ``spec``'s task: a type it takes, not processed synchronously by its producer."""
-    metadata = metadata_of(message)
-    if metadata.domain is not None and metadata.domain.asynchronous is False:
-        return False
-    return spec.accepts(str(metadata.headers.type))
-
-
-def _older(message: Message, horizon: datetime) -> bool:
-    time = metadata_of(message).headers.time
+def _aware(time: datetime | None) -> datetime:
     if time is None:
-        return False
-    if time.tzinfo is None:
-        time = time.replace(tzinfo=UTC)
-    return bool(time < horizon)
-
-
-def _stored_position(store: Any, stream: str, message_id: str) -> int | None:
-    """The position of the message ``message_id`` in ``stream``: one indexed query on the SQL event store."""
-    from protean_celery.event_store.schema import events
-    from protean_celery.event_store.store import SQLEventStore
-
-    if isinstance(store, SQLEventStore):
-        query = select(events.c.position).where(events.c.stream_name == stream, events.c.id == message_id)
-        with store.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else int(row[0])
-    for message in store.read_all(stream):  # another store: read the stream
-        if str(metadata_of(message).headers.id) == message_id:
-            return int(metadata_of(message).event_store.position)  # type: ignore[union-attr]
-    return None
+        return datetime.now(UTC)
+    return time if time.tzinfo is not None else time.replace(tzinfo=UTC)

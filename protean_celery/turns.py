@@ -81,11 +81,12 @@ class Turns:
         if self.engine is None:
             return None
         with self.engine.connect() as conn:
-            return _scalar(conn, lane)
+            row = conn.execute(select(turns_table.c.position).where(turns_table.c.lane == lane)).first()
+        return None if row is None else int(row[0])
 
 
-def take(session: Any, lane: str, position: int) -> bool:
-    """Move ``lane`` to ``position`` if its last handled position is ``position - 1``; ``False`` otherwise.
+def take(session: Any, lane: str, position: int) -> int | None:
+    """Move ``lane`` to ``position`` if its last handled position is ``position - 1``.
 
     Runs in ``session``'s transaction (the handler's Unit of Work). On PostgreSQL
     and SQLite one statement, an upsert: position 0 inserts the lane's row; a later
@@ -93,15 +94,15 @@ def take(session: Any, lane: str, position: int) -> bool:
     lives only as long as this transaction, unless :func:`settle` moves it. The
     row is locked whatever the outcome, so a predecessor in flight, even the one
     inserting the row, is waited for.
+
+    Returns:
+        ``position`` when this message took its turn; otherwise the lane's last
+        handled position (``-1``: none yet), or ``None`` when the lane is at
+        ``position`` already.
     """
     dialect = session.get_bind().dialect.name
     if dialect not in ("postgresql", "sqlite"):
-        current = session.execute(
-            select(turns_table.c.position).where(turns_table.c.lane == lane).with_for_update()
-        ).first()
-        if current is None:
-            return position == 0 and settle(session, lane, None, 0)
-        return int(current[0]) == position - 1 and settle(session, lane, position - 1, position)
+        return _take_elsewhere(session, lane, position)
     now = datetime.now(UTC)
     module: Any = postgresql if dialect == "postgresql" else sqlite
     ours = turns_table.c.position == position - 1
@@ -113,33 +114,30 @@ def take(session: Any, lane: str, position: int) -> bool:
         where=turns_table.c.position != position,
     ).returning(turns_table.c.position)
     moved = session.execute(statement).first()
-    return moved is not None and int(moved[0]) == position
+    return None if moved is None else int(moved[0])
 
 
-def settle(session: Any, lane: str, last: int | None, position: int) -> bool:
-    """Move ``lane`` from ``last`` (``None``: no row yet) to ``position``; ``False`` once it is not at ``last``."""
-    now = datetime.now(UTC)
-    if last is not None:
-        statement = update(turns_table).where(turns_table.c.lane == lane, turns_table.c.position == last)
-        return int(session.execute(statement.values(position=position, updated_at=now)).rowcount or 0) == 1
-    values = {"lane": lane, "position": position, "updated_at": now}
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(turns_table).values(values).on_conflict_do_nothing().returning(turns_table.c.lane)
-        return session.execute(statement).first() is not None
-    if session.execute(select(turns_table.c.lane).where(turns_table.c.lane == lane)).first() is not None:
-        return False
-    session.execute(insert(turns_table).values(values))
-    return True
+def settle(session: Any, lane: str, last: int, position: int) -> bool:
+    """Move ``lane`` from ``last`` (``-1``: the placeholder :func:`take` left) to ``position``.
 
-
-def last_position(session: Any, lane: str) -> int | None:
-    """The last position handled in ``lane`` as ``session`` sees it; ``None`` when the lane has no row.
-
-    ``-1``: the placeholder :func:`take` inserted in this transaction (nothing handled yet).
+    Returns:
+        ``False`` when the lane is no longer at ``last``.
     """
-    return _scalar(session, lane)
+    statement = update(turns_table).where(turns_table.c.lane == lane, turns_table.c.position == last)
+    return int(session.execute(statement.values(position=position, updated_at=datetime.now(UTC))).rowcount or 0) == 1
+
+
+def _take_elsewhere(session: Any, lane: str, position: int) -> int | None:
+    """:func:`take` on another database: a locking read, then an insert or an update."""
+    row = session.execute(select(turns_table.c.position).where(turns_table.c.lane == lane).with_for_update()).first()
+    if row is None:
+        session.execute(insert(turns_table).values(lane=lane, position=0 if position == 0 else -1,
+                                                   updated_at=datetime.now(UTC)))
+        return 0 if position == 0 else -1
+    current = int(row[0])
+    if current == position:
+        return None
+    return position if current == position - 1 and settle(session, lane, current, position) else current
 
 
 def marked(session: Any, handler: str, keys: Iterable[str]) -> set[str]:
@@ -152,7 +150,3 @@ def marked(session: Any, handler: str, keys: Iterable[str]) -> set[str]:
     )
     return {str(row[0]) for row in session.execute(query)}
 
-
-def _scalar(conn: Any, lane: str) -> int | None:
-    row = conn.execute(select(turns_table.c.position).where(turns_table.c.lane == lane)).first()
-    return None if row is None else int(row[0])

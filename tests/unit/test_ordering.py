@@ -131,3 +131,13 @@ def test_a_task_tries_an_out_of_turn_message_again_in_process_before_deferring_i
     with pytest.raises(OutOfTurn):
         ordering.patiently(lambda: run(99))
     assert len(attempts) == len(ordering.PATIENCE) + 1
+
+
+def test_a_command_is_placed_by_its_stored_position_even_the_first(sqlite_shop):
+    app = sqlite_shop(ordered=True)  # every handler, the command dispatcher included
+    with app.domain.domain_context():
+        app.domain.process(PlaceOrder(order_id="o1"))  # asynchronous: stored at position 0 of its stream
+        [command] = app.domain.event_store.store.read("shop::order:command-o1")
+    assert app.runtime.ordering.position(command) == 0
+    assert _run(app, "protean.shop.commands.Order", command) is Outcome.HANDLED
+    assert Turns(app.domain).position("tests.support.shop.Order|shop::order:command-o1") == 0

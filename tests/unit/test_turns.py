@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from protean_celery.turns import last_position, metadata, settle, take, turns_table
+from protean_celery.turns import metadata, settle, take, turns_table
 
 
 def _session(tmp_path):
@@ -14,25 +14,24 @@ def _session(tmp_path):
     return Session(engine)
 
 
-def test_a_lane_moves_one_position_at_a_time(tmp_path):
+def test_a_lane_moves_one_position_at_a_time_and_says_where_it_is_otherwise(tmp_path):
     with _session(tmp_path) as session:
-        assert not take(session, "h|s-1", 1)  # no row: only position 0 starts a lane (1 left a placeholder, -1)
-        assert last_position(session, "h|s-1") == -1
+        assert take(session, "h|s-1", 1) == -1  # no row: a placeholder, gone with this transaction
         session.rollback()
-        assert take(session, "h|s-1", 0)
-        assert not take(session, "h|s-1", 0)  # a duplicate of 0
-        assert not take(session, "h|s-1", 2)  # ahead of 1
-        assert take(session, "h|s-1", 1) and take(session, "h|s-1", 2)
-        assert not take(session, "h|s-1", 2)
-        assert last_position(session, "h|s-1") == 2 and last_position(session, "h|s-2") is None
+        assert take(session, "h|s-1", 0) == 0
+        assert take(session, "h|s-1", 0) is None  # a duplicate of 0
+        assert take(session, "h|s-1", 2) == 0  # ahead of 1: the lane is at 0
+        assert take(session, "h|s-1", 1) == 1 and take(session, "h|s-1", 2) == 2
+        assert take(session, "h|s-1", 1) == 2  # behind the lane
+        assert take(session, "h|s-2", 0) == 0  # another stream, its own lane
 
 
 def test_settle_moves_over_a_gap_only_from_where_the_lane_was(tmp_path):
     with _session(tmp_path) as session:
-        assert settle(session, "h|s-1", None, 4)  # a lane's first message at position 4
-        assert not settle(session, "h|s-1", None, 5)  # the row exists now
+        assert take(session, "h|s-1", 4) == -1
+        assert settle(session, "h|s-1", -1, 4)  # nothing before 4 is this handler's
         assert not settle(session, "h|s-1", 3, 6)  # it is not at 3
-        assert settle(session, "h|s-1", 4, 6) and last_position(session, "h|s-1") == 6
+        assert settle(session, "h|s-1", 4, 6) and take(session, "h|s-1", 7) == 7
 
 
 def test_idle_lanes_are_pruned(sqlite_shop):
