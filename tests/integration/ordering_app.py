@@ -36,6 +36,8 @@ from protean_celery import ProteanCelery, storage
 
 STATE = Path(os.environ.get("PROTEAN_CELERY_STATE", ".state")).resolve()
 WORK_SECONDS = float(os.environ.get("ORDERING_WORK_MS", "2")) / 1000
+#: Between a tally's read and its write: wide enough for two children to overlap on one row.
+TALLY_SECONDS = 0.02
 
 
 class Account(BaseAggregate):
@@ -85,7 +87,7 @@ def _count(projection: type, sku: str) -> None:
     repo = current_domain.repository_for(projection)
     found = repo._dao.query.filter(sku=sku).all().items
     row = found[0] if found else projection(sku=sku, count=0)
-    time.sleep(random.random() * WORK_SECONDS)
+    time.sleep(TALLY_SECONDS)
     row.count += 1
     repo.add(row)
 
@@ -156,7 +158,8 @@ def _queue(keys: int, rounds: int, burst: int, counted: int) -> None:
         for number in range(counted):  # one Unit of Work each: a correlation chain each
             with UnitOfWork():
                 account = repo.get(f"a{number % keys}")
-                account.raise_(Counted(account_id=account.account_id, sku=f"s{number % 5}"))
+                # Five rows, each counted by a run of neighbours in the queue: children overlap on one row.
+                account.raise_(Counted(account_id=account.account_id, sku=f"s{number * 5 // counted}"))
                 repo.add(account)
             app.runtime.nudge()
         app.runtime.commits.flush(timeout=60)

@@ -42,3 +42,9 @@ def duplicates(url: str, handler: str) -> int:
 def tallies(url: str, table: str) -> int:
     """The sum of a tally projection's counts (``tally`` or ``loose_tally``)."""
     return int(_rows(url, f"SELECT coalesce(sum(count), 0) FROM {table}")[0][0])
+
+
+def handled(url: str, handler_name: str) -> int:
+    """Inbox markers of the handler class ``handler_name`` (messages it is done with)."""
+    query = f"SELECT count(*) FROM protean_celery_inbox WHERE handler LIKE '%.{handler_name}'"
+    return int(_rows(url, query)[0][0])
