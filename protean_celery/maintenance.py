@@ -51,7 +51,8 @@ def maintain(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
     """
     now = now or datetime.now(UTC)
     settings = runtime.settings
-    report = {"inbox_markers": 0, "lanes": 0, "dead_letters": 0, "outbox_published": 0, "outbox_abandoned": 0, "errors": 0}
+    keys = ("inbox_markers", "lanes", "dead_letters", "outbox_published", "outbox_abandoned", "errors")
+    report = dict.fromkeys(keys, 0)
 
     def step(name: str, action: Any) -> None:
         try:

@@ -57,11 +57,11 @@ from protean.utils.reflection import id_field
 from protean_celery.envelope import describe, message_key, metadata_of
 from protean_celery.errors import OutOfTurn
 from protean_celery.inbox import AlreadyHandled, Inbox
+from protean_celery.positions import stored_between, stored_position
 from protean_celery.registry import HandlerKind, HandlerSpec
 from protean_celery.sequential import sequential_field
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Route, Topology
-from protean_celery.positions import stored_between, stored_position
 from protean_celery.turns import marked, settle, take
 
 __all__ = ["Ordering", "PATIENCE", "Turn", "patiently"]
@@ -232,8 +232,9 @@ class Ordering:
         found = []
         for message in store.read(stream, position=start, no_of_messages=end - start):
             metadata = metadata_of(message)
-            found.append((int(metadata.event_store.position), message_key(message),  # type: ignore[union-attr]
-                          str(metadata.headers.type), metadata.domain is None or metadata.domain.asynchronous is not False,
+            asynchronous = metadata.domain is None or metadata.domain.asynchronous is not False
+            position = int(metadata.event_store.position)  # type: ignore[union-attr]
+            found.append((position, message_key(message), str(metadata.headers.type), asynchronous,
                           _aware(metadata.headers.time)))
         return found
 

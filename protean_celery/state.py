@@ -150,7 +150,7 @@ def state_database(domain: Domain, settings: CelerySettings, cursors: CursorStor
 
 
 def domain_stores(domain: Domain) -> list[Any]:
-    """The stores of our tables in the domain's databases: the inbox and the ordered lanes' turns, and the SQL event store if it is ours."""
+    """The stores of our tables in the domain's databases: the inbox, the lanes' turns, the SQL event store if ours."""
     stores: list[Any] = [Inbox(domain), Turns(domain)]
     store = domain.event_store.store
     if isinstance(store, SQLEventStore):

@@ -5,8 +5,8 @@ from protean.utils.eventing import Message
 
 from protean_celery.errors import ConfigurationError, OutOfTurn
 from protean_celery.settings import load_settings
-from protean_celery.tasks.process_manager import EarlyEventError
 from protean_celery.tasks.handle import Outcome, run_handler
+from protean_celery.tasks.process_manager import EarlyEventError
 from protean_celery.turns import Turns
 from tests.support.shop import PlaceOrder, ShipOrder
 
