@@ -127,6 +127,7 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "beat_schedule": beat_entries(
             topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval,
             maintenance_interval=settings.maintenance_interval, sweep_interval=settings.sweep_interval,
+            deadline_interval=settings.deadline_interval,
         ),
     }
     if broker:

@@ -4,7 +4,8 @@ Used by the test drain (``protean_celery.testing.drain``, on Kombu's in-memory
 transport) and by ``celery -A app protean drain`` (on the app's real broker and
 databases: Protean's ``protean server --test-mode``).
 
-A pass relays outbox rows and commands, then takes each message of each queue
+A pass fires due deadlines (``protean_celery.deadlines``: by the domain's clock,
+so a test's fake clock decides what is due), relays outbox rows and commands, then takes each message of each queue
 of the app's topology (a handler task, a relay tick), runs the same task body a
 worker runs (``Task.apply``: retries run at once, an exhausted message is
 dead-lettered as a worker would) and acknowledges it. A message taken but not
@@ -24,6 +25,7 @@ from typing import Any
 from celery.exceptions import Reject
 
 from protean_celery.backlog import backlog
+from protean_celery.deadlines.firing import fire_due
 
 __all__ = ["DrainError", "DrainReport", "HandlerFailure", "run_pending"]
 
@@ -103,6 +105,7 @@ def run_pending(
     while report.cycles < max_cycles and time.monotonic() < deadline:
         report.cycles += 1
         app.runtime.commits.flush()  # what this process's relay thread holds counts as pending too
+        fire_due(app.runtime)
         report.relayed += app.runtime.relay.run().moved
         ran = _consume(app, report, raise_errors)
         if until is not None and until():
