@@ -48,7 +48,7 @@ def drop(domain: Any, state: StateDatabase | None = None) -> None:
 
 
 def truncate(domain: Any, state: StateDatabase | None = None) -> None:
-    """Protean's ``truncate_database()`` (which also resets the event store), the inbox, the deadlines, then ``state``'s."""
+    """Protean's ``truncate_database()`` (which resets the event store too), our domain tables, then ``state``'s."""
     with domain.domain_context():
         domain.truncate_database()
     Inbox(domain).truncate()

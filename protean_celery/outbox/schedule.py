@@ -2,8 +2,9 @@
 
 One entry per outbox provider (the databases Protean writes outbox rows to), one
 for the command relay, one for maintenance (pruning inbox markers, dead
-letters and old outbox rows), one for the redelivery sweep and one firing due deadlines. Each tick expires after one interval, so a backlog
-of ticks never piles up behind busy workers: the next tick does the same work.
+letters and old outbox rows), one for the redelivery sweep and one firing due
+deadlines. Each tick expires after one interval, so a backlog of ticks never
+piles up behind busy workers: the next tick does the same work.
 """
 
 from __future__ import annotations
