@@ -44,14 +44,19 @@ def list_(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> 
 
 
 @deadlines.command()
-@click.argument("key")
+@click.argument("keys", metavar="KEY...", nargs=-1, required=True)
 @click.pass_context
-def cancel(ctx: click.Context, key: str) -> None:
-    """Cancel the deadline KEY so it never fires; an unknown KEY exits 2."""
+def cancel(ctx: click.Context, keys: tuple[str, ...]) -> None:
+    """Cancel the deadlines KEY... so they never fire; an unknown KEY exits 2 (the others are cancelled)."""
     from protean_celery.errors import DeadlineNotFound
 
-    try:
-        deadline = _store(ctx).cancel(key)
-    except DeadlineNotFound as error:
-        raise click.BadParameter(str(error), param_hint="KEY") from error
-    click.echo(f"Cancelled {deadline.key}: {deadline.message_type} due {deadline.due_at:%Y-%m-%d %H:%M:%S}.")
+    store, unknown = _store(ctx), []
+    for key in keys:
+        try:
+            deadline = store.cancel(key)
+        except DeadlineNotFound as error:
+            unknown.append(str(error))
+            continue
+        click.echo(f"Cancelled {deadline.key}: {deadline.message_type} due {deadline.due_at:%Y-%m-%d %H:%M:%S}.")
+    if unknown:
+        raise click.BadParameter(" ".join(unknown), param_hint="KEY")

@@ -35,3 +35,14 @@ def test_cancelling_an_unknown_key_exits_2_naming_it(sqlite_shop):
     assert result.exit_code == 2
     assert "'payment-nobody'" in result.output and "protean deadlines list" in result.output
     assert "Traceback" not in result.output
+
+
+def test_several_keys_are_cancelled_at_once_and_an_unknown_one_is_named(sqlite_shop):
+    app = sqlite_shop()
+    with app.domain.domain_context():
+        for key in ("a", "b"):
+            deadlines.schedule(PlaceOrder(order_id=key), after=timedelta(minutes=15), key=key)
+    result = _invoke(app, "cancel", "a", "nobody", "b")
+    assert result.exit_code == 2 and "'nobody'" in result.output
+    assert "Cancelled a" in result.output and "Cancelled b" in result.output
+    assert DeadlineStore(app.domain).list() == []
