@@ -64,6 +64,7 @@ def schedule(
     domain = _domain()
     due = _due(domain, at, after)
     kind, message_type = _kind(domain, message)
+    replace = key is not None
     key = _key(key)
     row = {
         "id": str(uuid.uuid4()),
@@ -80,7 +81,8 @@ def schedule(
     }
     store = _store(domain)
     with _transaction(store) as connection:
-        store.remove_key(connection, key)
+        if replace:
+            store.remove_key(connection, key)
         connection.execute(insert(deadlines_table).values(row))
     return key
 

@@ -93,6 +93,8 @@ def fire_due(runtime: Runtime, max_batches: int = BATCHES_PER_TICK) -> FireRepor
 def _fire_batch(domain: Any, store: DeadlineStore, size: int, attempts: int, report: FireReport) -> int:
     """Claim and fire up to ``size`` due deadlines in one Unit of Work; returns how many were due."""
     now = utc(domain.clock.now())
+    if not _any_due(store, now):
+        return 0  # an idle tick is one indexed read: no transaction, no write lock (SQLite)
     try:
         with UnitOfWork() as uow:
             rows = _claim(uow.get_session(store.provider), now, size)
@@ -103,6 +105,13 @@ def _fire_batch(domain: Any, store: DeadlineStore, size: int, attempts: int, rep
         return _fire_singly(domain, store, now, size, attempts, report)
     report.fired += len(rows)
     return len(rows)
+
+
+def _any_due(store: DeadlineStore, now: datetime) -> bool:
+    table = deadlines_table
+    query = select(table.c.id).where(table.c.status == PENDING, table.c.due_at <= now).limit(1)
+    with store.engine.connect() as conn:
+        return conn.execute(query).first() is not None
 
 
 def _claim(session: Any, now: datetime, size: int, ids: Sequence[str] | None = None) -> list[Any]:

@@ -1,0 +1,116 @@
+"""Deadlines: does a beat tick cost the same with 1,000 and 100,000 deadlines pending?
+
+    python benchmarks/deadlines.py [--sizes 1000,100000] [--profile sqlite|postgres] [--ticks 10]
+
+For each size N, on the shop test domain (SQLite files, or PostgreSQL on loopback):
+
+1. schedules N deadlines with ``deadlines.schedule`` (1,000 per Unit of Work) and
+   prints the rate;
+2. **idle tick**: all N due tomorrow, nothing due now: the median time of a tick
+   (``fire_due``) that finds nothing to fire;
+3. **firing tick**: with those N still pending, ``--ticks`` batches of
+   ``deadline_batch_size`` (200) more are scheduled due now: the median time of a
+   tick that fires one batch, each deadline a ``PlaceOrder`` command appended to
+   the event store through ``domain.process``, in one transaction.
+
+The tick reads the ``(status, due_at)`` index only, so both figures should stay
+flat from 1,000 to 100,000. The relay after the tick is off (``nudge=False``):
+this measures the firing, not the broker. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BATCH = 200
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,100000", help="pending deadlines to measure with (1000,100000)")
+    parser.add_argument("--profile", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--ticks", type=int, default=10, help="ticks timed per figure (10)")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    with ExitStack() as stack:
+        app = _app(args.profile, stack)
+        print(f"deadlines benchmark, {args.profile}, batch {BATCH}, {args.ticks} ticks per figure", flush=True)
+        print(f"{'pending':>9}  {'schedule/s':>10}  {'idle tick ms':>12}  {'firing tick ms':>14}  {'per deadline ms':>15}")
+        for size in sizes:
+            rate = _schedule(app, size, timedelta(days=1))
+            idle = _ticks(app, args.ticks * 5)
+            _schedule(app, BATCH * args.ticks, timedelta(seconds=-1), first=size)
+            firing = _ticks(app, args.ticks, expect=BATCH)
+            _reset(app)
+            print(f"{size:>9}  {rate:>10.0f}  {idle:>12.2f}  {firing:>14.1f}  {firing / BATCH:>15.2f}", flush=True)
+    return 0
+
+
+def _app(profile: str, stack: ExitStack) -> Any:
+    from protean_celery.testing import FakeClock, Testbed
+    from protean_celery.testing.servers import PostgresServer
+    from tests.support.shop import build_domain
+
+    domain = build_domain("bench")
+    state = Path(tempfile.mkdtemp(prefix="deadlines-bench-"))
+    settings = {"nudge": False, "deadline_batch_size": BATCH}
+    if profile == "sqlite":
+        bed = Testbed(domain, state, settings=settings)
+    else:
+        url = stack.enter_context(PostgresServer()).create_database("deadlines")
+        domain.config["databases"] = {"default": {"provider": "postgresql", "database_uri": url}}
+        domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": url}
+        bed = Testbed(domain, state, settings={**settings, "state_database_uri": url}, keep_config=True)
+    app = bed.setup()
+    stack.callback(bed.teardown)
+    FakeClock.install(app.domain)  # the clock stands still: "now" is the same for every tick
+    return app
+
+
+def _schedule(app: Any, count: int, after: timedelta, first: int = 0) -> float:
+    from protean.core.unit_of_work import UnitOfWork
+
+    from protean_celery import deadlines
+    from tests.support.shop import PlaceOrder
+
+    started = time.perf_counter()
+    with app.domain.domain_context():
+        for start in range(first, first + count, 1000):
+            with UnitOfWork():
+                for number in range(start, min(start + 1000, first + count)):
+                    deadlines.schedule(PlaceOrder(order_id=f"o{number}"), after=after + timedelta(microseconds=number))
+    return count / (time.perf_counter() - started)
+
+
+def _ticks(app: Any, ticks: int, expect: int = 0) -> float:
+    """The median milliseconds of ``ticks`` one-batch ticks (each must fire ``expect``)."""
+    from protean_celery.deadlines import fire_due
+
+    times = []
+    for _ in range(ticks):
+        started = time.perf_counter()
+        report = fire_due(app.runtime, max_batches=1)
+        times.append((time.perf_counter() - started) * 1000)
+        assert report.fired == expect, report
+    return statistics.median(times)
+
+
+def _reset(app: Any) -> None:
+    from protean_celery import storage
+
+    storage.truncate(app.domain, app.runtime.state)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
