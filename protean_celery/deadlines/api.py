@@ -1,7 +1,7 @@
 """``schedule`` and ``cancel``: what a handler calls to set or clear a deadline (I/O).
 
 Both write in the **active Unit of Work** when there is one (a handler, a process
-manager): the row joins the transaction of the handler's changes, its transition
+manager; :meth:`DeadlineStore.transaction`): the row joins the transaction of the handler's changes, its transition
 and its inbox marker, through the Unit of Work's session of the default provider
 (the session the inbox marker is written on). A rolled-back transition leaves no
 deadline, and a cancel commits with the transition that decided it. Outside a
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +24,8 @@ from protean_celery.errors import DeadlineError
 from protean_celery.protean_api import resolve_type
 
 __all__ = ["schedule", "cancel"]
+
+_INSERT = insert(deadlines_table)
 
 
 def schedule(
@@ -59,7 +59,7 @@ def schedule(
     Raises:
         DeadlineError: neither or both of ``at`` and ``after``, a naive ``at``, a
             message the domain does not register, an event without an aggregate
-            id, a bad key, no domain context, or no SQL default database.
+            id, a bad key, or no domain context.
     """
     domain = _domain()
     due = _due(domain, at, after)
@@ -79,11 +79,11 @@ def schedule(
         "attempts": 0,
         **_origin(),
     }
-    store = _store(domain)
-    with _transaction(store) as connection:
+    store = DeadlineStore(domain)
+    with store.transaction() as connection:
         if replace:
             store.remove_key(connection, key)
-        connection.execute(insert(deadlines_table).values(row))
+        connection.execute(_INSERT, row)  # parameters apart: one compiled statement for every call
     return key
 
 
@@ -94,24 +94,11 @@ def cancel(key: str) -> bool:
     (the payment arrived after the order was cancelled: refund it, say).
 
     Raises:
-        DeadlineError: no domain context, or no SQL default database.
+        DeadlineError: no domain context.
     """
-    store = _store(_domain())
-    with _transaction(store) as connection:
+    store = DeadlineStore(_domain())
+    with store.transaction() as connection:
         return store.remove_key(connection, key)
-
-
-@contextmanager
-def _transaction(store: DeadlineStore) -> Iterator[Any]:
-    """The active Unit of Work's session of ``store``'s provider, else a transaction of its own."""
-    from protean.utils.globals import current_uow
-
-    uow = current_uow
-    if uow and uow.in_progress:
-        yield uow.get_session(store.provider)
-        return
-    with store.engine.begin() as connection:
-        yield connection
 
 
 def _domain() -> Any:
@@ -124,16 +111,6 @@ def _domain() -> Any:
             "or inside `with domain.domain_context():`."
         )
     return current_domain._get_current_object()
-
-
-def _store(domain: Any) -> DeadlineStore:
-    store = DeadlineStore(domain)
-    if not store.enabled:
-        raise DeadlineError(
-            "Deadlines are stored in the default database, and Protean's memory provider cannot be shared "
-            "with beat: configure [databases.default] with sqlite or postgresql."
-        )
-    return store
 
 
 def _due(domain: Any, at: datetime | None, after: timedelta | None) -> datetime:

@@ -17,7 +17,9 @@ One batch is one Unit of Work on the default provider:
    any asynchronous command, inbox included), an event raised on its aggregate and
    saved (event store and outbox, like any event that aggregate raises);
 3. **commit**: the deletes and the appends (the SQL event store in the default
-   database joins the Unit of Work), or nothing. A worker killed in between leaves
+   database joins the Unit of Work), or nothing. (On the memory provider the rows
+   are in a private database, :mod:`~protean_celery.deadlines.table`, and the
+   claim commits just before the Unit of Work.) A worker killed in between leaves
    every row pending, and the next tick fires it: **exactly once**. With the event
    store in another database (Message DB) the append commits first, so a crash
    between the two can fire a deadline twice: at least once, and the handler's
@@ -76,8 +78,6 @@ def fire_due(runtime: Runtime, max_batches: int = BATCHES_PER_TICK) -> FireRepor
     """
     report = FireReport()
     store = DeadlineStore(runtime.domain)
-    if not store.enabled:
-        return report
     size, attempts = runtime.settings.deadline_batch_size, runtime.settings.deadline_attempts
     with runtime.commits.deferred(), runtime.domain.domain_context():
         while report.batches < max_batches:
@@ -96,8 +96,8 @@ def _fire_batch(domain: Any, store: DeadlineStore, size: int, attempts: int, rep
     if not _any_due(store, now):
         return 0  # an idle tick is one indexed read: no transaction, no write lock (SQLite)
     try:
-        with UnitOfWork() as uow:
-            rows = _claim(uow.get_session(store.provider), now, size)
+        with UnitOfWork(), store.transaction() as connection:
+            rows = _claim(connection, now, size)
             for row in rows:
                 _fire(domain, row)
     except Exception as exc:
@@ -133,8 +133,8 @@ def _fire_singly(domain: Any, store: DeadlineStore, now: datetime, size: int, at
         ids = list(conn.execute(query.order_by(table.c.due_at).limit(size)).scalars())
     for deadline_id in ids:
         try:
-            with UnitOfWork() as uow:
-                for row in _claim(uow.get_session(store.provider), now, 1, ids=[deadline_id]):
+            with UnitOfWork(), store.transaction() as connection:
+                for row in _claim(connection, now, 1, ids=[deadline_id]):
                     _fire(domain, row)
             report.fired += 1
         except Exception as exc:

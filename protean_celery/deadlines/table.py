@@ -6,6 +6,11 @@ Unit of Work of the handler that schedules it, so it exists exactly when that
 handler's transition does. One row per pending deadline; firing deletes the row
 in the transaction that appends its message, so a fired deadline leaves no row.
 
+On Protean's memory provider (unit tests, Protean's own test mode) the table lives
+in a private SQLite memory database of this process instead, outside any Unit of
+Work: deadlines still schedule, list and fire (``drain``), but only this process
+sees them, as it alone sees the memory provider's data.
+
 A row whose message cannot be fired is retried with backoff and, after
 ``[custom.celery] deadline_attempts`` tries, kept with status ``failed`` and its
 error until someone cancels it (``celery -A app protean deadlines cancel KEY``).
@@ -13,6 +18,9 @@ error until someone cancels it (``celery -A app protean deadlines cancel KEY``).
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,10 +35,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    create_engine,
     delete,
     func,
     select,
 )
+from sqlalchemy.pool import StaticPool
 
 from protean_celery.errors import DeadlineNotFound
 from protean_celery.protean_api import provider_engine
@@ -118,33 +128,39 @@ class DeadlineStore:
     def __init__(self, domain: Any, provider: str = "default") -> None:
         self.domain = domain
         self.provider = provider
-        self.engine: Any = provider_engine(domain, provider)
+        engine = provider_engine(domain, provider)
+        #: Whether the table shares the provider's database (and so its Units of Work).
+        self.shared = engine is not None
+        self.engine: Any = engine if engine is not None else _memory_engine(domain)
 
-    @property
-    def enabled(self) -> bool:
-        """Deadlines need a SQL provider; the memory provider has none."""
-        return self.engine is not None
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """The active Unit of Work's session of this provider, else a transaction of its own."""
+        from protean.utils.globals import current_uow
+
+        uow = current_uow
+        if self.shared and uow and uow.in_progress:
+            yield uow.get_session(self.provider)
+            return
+        with self.engine.begin() as connection:
+            yield connection
 
     def setup(self) -> None:
         """Create the table and its index (idempotent)."""
-        if self.enabled:
-            metadata.create_all(self.engine, tables=[deadlines_table])
+        metadata.create_all(self.engine, tables=[deadlines_table])
 
     def drop(self) -> None:
-        """Drop the table."""
-        if self.enabled:
+        """Drop the table (a private memory database keeps it: it is gone with the process)."""
+        if self.shared:
             metadata.drop_all(self.engine, tables=[deadlines_table])
 
     def truncate(self) -> None:
         """Forget every deadline."""
-        if self.enabled:
-            with self.engine.begin() as conn:
-                conn.execute(deadlines_table.delete())
+        with self.engine.begin() as conn:
+            conn.execute(deadlines_table.delete())
 
     def list(self, limit: int = 100, status: str | None = None) -> list[Deadline]:
         """Deadlines, soonest first (``status`` filters: ``pending`` or ``failed``)."""
-        if not self.enabled:
-            return []
         query = select(deadlines_table).order_by(deadlines_table.c.due_at).limit(limit)
         if status is not None:
             query = query.where(deadlines_table.c.status == status)
@@ -169,9 +185,7 @@ class DeadlineStore:
         Raises:
             DeadlineNotFound: no deadline has this key (it fired, was cancelled, or never existed).
         """
-        found = self.get(key) if self.enabled else None
-        if found is None:
-            raise _not_found(key)
+        found = self.get(key)
         with self.engine.begin() as conn:
             deleted = conn.execute(deadlines_table.delete().where(deadlines_table.c.id == found.id)).rowcount
         if not deleted:
@@ -180,8 +194,6 @@ class DeadlineStore:
 
     def count(self, status: str = PENDING) -> int:
         """How many deadlines have ``status``."""
-        if not self.enabled:
-            return 0
         query = select(func.count()).select_from(deadlines_table).where(deadlines_table.c.status == status)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
@@ -189,6 +201,19 @@ class DeadlineStore:
     def remove_key(self, connection: Any, key: str) -> bool:
         """Delete the deadline ``key`` on ``connection`` (a session or connection in a transaction)."""
         return bool(connection.execute(delete(deadlines_table).where(deadlines_table.c.key == key)).rowcount)
+
+
+_memory_engines: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _memory_engine(domain: Any) -> Any:
+    """This process's private SQLite memory database for ``domain``'s deadlines (table created)."""
+    engine = _memory_engines.get(domain)
+    if engine is None:
+        engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+        metadata.create_all(engine, tables=[deadlines_table])
+        _memory_engines[domain] = engine
+    return engine
 
 
 def utc(value: datetime) -> datetime:

@@ -6,7 +6,7 @@ import pytest
 from protean.core.unit_of_work import UnitOfWork
 
 from protean_celery import deadlines
-from protean_celery.deadlines import DeadlineStore
+from protean_celery.deadlines import DeadlineStore, fire_due
 from protean_celery.errors import DeadlineError
 from tests.support.shop import OrderShipped, PlaceOrder
 
@@ -87,6 +87,11 @@ def test_outside_a_domain_context_the_error_says_where_to_call_it():
         deadlines.schedule(PlaceOrder(order_id="o1"), after=timedelta(1))
 
 
-def test_the_memory_provider_cannot_hold_deadlines(shop_app):
-    with shop_app.domain.domain_context(), pytest.raises(DeadlineError, match="sqlite or postgresql"):
-        deadlines.schedule(PlaceOrder(order_id="o1"), after=timedelta(1))
+def test_on_the_memory_provider_deadlines_live_in_this_process_and_fire(shop_app):
+    with shop_app.domain.domain_context():
+        deadlines.schedule(PlaceOrder(order_id="o1"), after=timedelta(0), key="k")
+        assert [d.key for d in DeadlineStore(shop_app.domain).list()] == ["k"]
+        assert fire_due(shop_app.runtime).fired == 1
+        assert [m.metadata.headers.type for m in shop_app.domain.event_store.store.read("shop::order:command-o1")] \
+            == ["Shop.PlaceOrder.v1"]
+    assert DeadlineStore(shop_app.domain).list() == []

@@ -46,9 +46,9 @@ def test_truncate_and_drop_go_with_the_other_tables(shop):
     assert DeadlineStore(shop.domain).count() == 0
 
 
-def test_without_a_sql_provider_there_is_nothing_to_list(shop_app):
+def test_on_the_memory_provider_the_table_is_private_to_this_process(shop_app):
     store = DeadlineStore(shop_app.domain)
-    assert not store.enabled
+    assert not store.shared
     assert store.list() == [] and store.count() == 0
     with pytest.raises(DeadlineNotFound):
         store.cancel("k")
