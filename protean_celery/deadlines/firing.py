@@ -68,6 +68,7 @@ class FireReport:
     batches: int = 0
 
     def as_dict(self) -> dict[str, int]:
+        """The counts, as the beat task returns them."""
         return asdict(self)
 
 
