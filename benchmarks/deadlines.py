@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         app = _app(args.profile, stack)
         print(f"deadlines benchmark, {args.profile}, batch {BATCH}, {args.ticks} ticks per figure", flush=True)
-        _schedule(app, BATCH, timedelta(seconds=-1), first=10**6)  # warm-up: compile caches, first connections
+        _schedule(app, BATCH, timedelta(seconds=-1), first=500_000)  # warm-up: compile caches, first connections
         _ticks(app, 1, expect=BATCH)
         print(f"{'pending':>9}  {'schedule/s':>10}  {'idle tick ms':>12}  {'claim ms':>8}  {'firing tick ms':>14}")
         for size in sizes:
