@@ -117,13 +117,18 @@ def _any_due(store: DeadlineStore, now: datetime) -> bool:
 
 def _claim(session: Any, now: datetime, size: int, ids: Sequence[str] | None = None) -> list[Any]:
     """Delete and return due pending rows (or the rows ``ids``), soonest first."""
+    rows = session.execute(_claim_statement(now, size, ids)).mappings().all()
+    return sorted(rows, key=lambda row: (utc(row["due_at"]), row["id"]))
+
+
+def _claim_statement(now: datetime, size: int, ids: Sequence[str] | None = None) -> Any:
+    """``DELETE … WHERE id IN (due ids, soonest first, LIMIT size, SKIP LOCKED) RETURNING *``."""
     table = deadlines_table
     due = select(table.c.id).where(table.c.status == PENDING, table.c.due_at <= now)
     if ids is not None:
         due = due.where(table.c.id.in_(ids))
     due = due.order_by(table.c.due_at).limit(size).with_for_update(skip_locked=True)
-    rows = session.execute(delete(table).where(table.c.id.in_(due)).returning(*table.c)).mappings().all()
-    return sorted(rows, key=lambda row: (utc(row["due_at"]), row["id"]))
+    return delete(table).where(table.c.id.in_(due)).returning(*table.c)
 
 
 def _fire_singly(domain: Any, store: DeadlineStore, now: datetime, size: int, attempts: int,
