@@ -75,7 +75,6 @@ def unhonoured(domain: Any) -> list[Unhonoured]:
     return [
         *_subscribers(domain),
         *_priority_lanes(config),
-        *_external_brokers(config),
         *_sequential(domain),
         *_subscription_keys(domain),
         *_default_delivery(domain),
@@ -103,15 +102,6 @@ def _priority_lanes(config: Any) -> Iterator[Unhonoured]:
             "[server.priority_lanes] enabled = true",
             "priority lanes are not honoured by protean-celery yet: every message shares its handler's queue "
             "whatever its processing priority",
-        )
-
-
-def _external_brokers(config: Any) -> Iterator[Unhonoured]:
-    brokers = (config.get("outbox") or {}).get("external_brokers") or []
-    if brokers:
-        yield Unhonoured(
-            f"[outbox] external_brokers = {list(brokers)!r}",
-            "outbox rows for external brokers are not relayed by protean-celery yet",
         )
 
 

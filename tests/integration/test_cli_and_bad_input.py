@@ -57,8 +57,8 @@ def test_check_fails_naming_each_declared_feature_it_does_not_honour(env, tmp_pa
     ))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "PROBLEM  [server.priority_lanes] enabled = true: priority lanes are not honoured" in result.stdout
-    assert "PROBLEM  [outbox] external_brokers = ['analytics']: outbox rows for external brokers are not relayed " \
-        "by protean-celery yet." in result.stdout
+    assert "PROBLEM  [outbox] external_brokers names 'analytics', which is not a broker in [brokers] " \
+        "(configured: default). Add a [brokers.analytics] table" in result.stdout
     assert "guarantees in force" not in result.stdout
 
 
