@@ -5,6 +5,9 @@ and ``[outbox] external_brokers = ["partners"]``, a Redis Streams broker at
 ``$FEEDS_PARTNERS_URL``. ``TicketOpened`` is ``published=True``, so Protean writes one
 outbox row for the handler tasks and one for ``partners``; ``TicketNoted`` only the first.
 ``Desk`` handles both; ``tests.integration.feeds_app`` builds the app.
+
+The domain is named ``$FEEDS_DOMAIN`` (default ``feeds``), so two apps of two domains
+can share one database in a test.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from protean import Domain, handle
 from protean.fields import Identifier
 from protean.utils.globals import current_domain
 
-domain = Domain(root_path=os.path.dirname(os.path.abspath(__file__)), name="feeds")
+domain = Domain(root_path=os.path.dirname(os.path.abspath(__file__)), name=os.environ.get("FEEDS_DOMAIN", "feeds"))
 
 
 @domain.aggregate
