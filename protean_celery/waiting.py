@@ -11,8 +11,9 @@ operator, not for the relay):
   since its ``next_retry_at``. A relay that ticks keeps this near zero.
 
 Only this domain's rows count (another domain may share the outbox table; see
-:func:`~protean_celery.outbox.rows.domain_rows`). Times are read back and compared in Python (a naive value is UTC), so SQLite's
-timezone-less columns compare the same as PostgreSQL's.
+:func:`~protean_celery.outbox.rows.domain_rows`). Times are read back and compared
+in Python (a naive value is UTC), so SQLite's timezone-less columns compare the
+same as PostgreSQL's.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ class RelayReport:
         tasks: task messages published for them.
         failed: outbox rows that failed to publish (retried with backoff).
         external: of ``events``, the rows published to an external broker.
+        unrouted: commands read that no handler of the app takes (logged; see ``commands.py``).
     """
 
     events: int = 0
@@ -24,6 +25,7 @@ class RelayReport:
     tasks: int = 0
     failed: int = 0
     external: int = 0
+    unrouted: int = 0
 
     @property
     def moved(self) -> int:
