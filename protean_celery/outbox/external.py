@@ -113,12 +113,14 @@ class ExternalRelay(OutboxClaims):
         """Publish the ``(provider, row)`` pairs a commit just wrote for external brokers; returns how many.
 
         Unlike internal rows (whose duplicates the inbox absorbs), they are claimed
-        by id first, so a tick can never publish one a second time meanwhile.
+        by id first, so a tick can never publish one a second time meanwhile. A row
+        for a broker this app does not know is left alone (``pending`` counts it).
         """
         report = RelayReport()
         wanted: dict[tuple[str, str], list[Any]] = {}
         for provider, row in rows:
-            wanted.setdefault((provider, str(row.target_broker)), []).append(row.id)
+            if str(row.target_broker) in self.externals:
+                wanted.setdefault((provider, str(row.target_broker)), []).append(row.id)
         for (provider, name), ids in wanted.items():
             self._relay_external(provider, name, report, ids=ids)
         return report.external
