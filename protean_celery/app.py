@@ -22,6 +22,7 @@ from protean_celery.outbox.cursor import CursorStore
 from protean_celery.runtime import Runtime
 from protean_celery.settings import load_settings
 from protean_celery.state import state_database
+from protean_celery.subscriptions import refuse_unhonoured
 from protean_celery.tasks import register_tasks
 from protean_celery.topology import Topology
 
@@ -46,6 +47,8 @@ class ProteanCelery(Celery):
     Raises:
         ConfigurationError: the domain is not initialised or has no handlers, a
             setting is wrong, or no broker URL is configured.
+        SubscriptionSettingError: a per-handler subscription setting that has no
+            meaning under Celery (see :mod:`protean_celery.subscriptions`).
         TopologyError: handlers that cannot be mapped onto tasks and queues.
 
     Example::
@@ -63,6 +66,7 @@ class ProteanCelery(Celery):
         **overrides: Any,
     ) -> None:
         refuse_misplaced_celery_table(domain)
+        refuse_unhonoured(domain)  # per-handler subscription settings with no meaning here
         settings = load_settings(domain.config, overrides)
         super().__init__(f"protean.{domain.normalized_name}")
         self.domain = domain

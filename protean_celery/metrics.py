@@ -115,7 +115,7 @@ def broker_samples(app: Any, timeout: float) -> list[Sample]:
     if not reached.ok:
         raise Unhealthy(reached.detail)
     adapter = broker_for(app)
-    tasks = {route.queue.name: route.task_name for route in app.topology.routes}
+    tasks = app.topology.queue_tasks()
     names = [queue.name for queue in app.topology.queues]
     samples = []
     for queue, depth in adapter.depths(names).items():

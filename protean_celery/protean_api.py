@@ -50,6 +50,7 @@ __all__ = [
     "reset_client",
     "resolve_type",
     "transient_retry_config",
+    "trace_listening",
 ]
 
 
@@ -187,3 +188,15 @@ def provider_engines(domain: Domain) -> dict[str, Engine]:
     """The SQLAlchemy engine of every SQL provider, by provider name."""
     found = {str(name): provider_engine(domain, name) for name in domain.providers}
     return {name: engine for name, engine in found.items() if engine is not None}
+
+
+# -- traces ------------------------------------------------------------------------
+
+
+def trace_listening(emitter: Any) -> bool:
+    """Whether Protean's ``TraceEmitter`` would write an event: it has Redis, and persists or has a subscriber.
+
+    The emitter's own short-circuit (``_ensure_initialized``, ``_persist``, ``_check_subscribers``,
+    the last cached for two seconds), asked before an event is built.
+    """
+    return bool(emitter._ensure_initialized() and (emitter._persist or emitter._check_subscribers()))

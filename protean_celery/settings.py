@@ -107,6 +107,10 @@ class CelerySettings:
             must stay below ``inbox_retention_hours``.
         redelivery_attempts: republications of one lost message before the sweep
             dead-letters it.
+        continuation_messages: a handler task goes on to handle, in its own process, up
+            to this many of the messages its commits produced for handlers this worker
+            consumes, before the relay publishes the rest (:mod:`protean_celery.continuation`);
+            ``0``: one task per handler invocation.
         accept_unsigned: run task payloads without Protean's checksum
             (``metadata.envelope.checksum``) instead of dead-lettering them; for a
             migration from producers that do not sign, off by default.
@@ -133,6 +137,7 @@ class CelerySettings:
     sweep_horizon_hours: float = 24.0
     redelivery_attempts: int = 3
     accept_unsigned: bool = False
+    continuation_messages: int = 32
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.

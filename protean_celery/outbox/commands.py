@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from protean.utils.eventing import Message
 
-from protean_celery.envelope import metadata_of
+from protean_celery.commits import Committed
+from protean_celery.envelope import message_key, metadata_of
 from protean_celery.errors import PayloadTooLarge
 from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import command_message, command_rows
@@ -38,21 +40,32 @@ class CommandRelay:
     settings: Any
     cursors: Any
     dead_letters: Any
+    #: Which ``(message key, handler path)`` pairs have an inbox marker (set where tasks
+    #: continue in-process: a command one of them handled is not published again).
+    markers: Callable[[Iterable[tuple[str, str]]], set[tuple[str, str]]] | None = None
 
-    def publish(self, message: Message, category: str, producer: Any) -> int:  # pragma: no cover - Relay's
+    def publish(  # pragma: no cover - Relay's
+        self, message: Message, category: str, producer: Any, done: Committed | None = None
+    ) -> int:
         raise NotImplementedError
 
-    def _command_batch(self, report: RelayReport, categories: list[str] | None, assume_new: bool = False) -> None:
+    def _command_batch(
+        self, report: RelayReport, categories: list[str] | None, assume_new: bool = False,
+        done: Committed | None = None,
+    ) -> None:
         for category in categories if categories is not None else self.topology.command_categories():
             cursor = command_cursor_name(category)
-            report.commands += self._category_batch(category, cursor, report, assume_new, commands=True)
+            report.commands += self._category_batch(category, cursor, report, assume_new, commands=True, done=done)
 
     def _category_batch(
-        self, category: str, cursor: str, report: RelayReport, assume_new: bool = False, commands: bool = False
+        self, category: str, cursor: str, report: RelayReport, assume_new: bool = False, commands: bool = False,
+        done: Committed | None = None,
     ) -> int:
         """Publish one batch of the event store rows of ``category`` past ``cursor``; return how many went out.
 
-        Shared by commands and, with the outbox off, events (``events.py``). Rows
+        Shared by commands and, with the outbox off, events (``events.py``). ``done``: what
+        this process handled itself (see ``Relay.publish``); rows a continuing task handled
+        (their markers) are skipped too. Rows
         written synchronously (``asynchronous`` false) were handled already and are skipped.
         A command no handler takes is counted in ``report.unrouted`` and logged (an
         event no handler takes is normal: handlers pick the types they want).
@@ -67,20 +80,21 @@ class CommandRelay:
             rows = command_rows(store, category, position, self.settings.relay_batch_size)
             if not rows:
                 return position
+            decoded = [(row, self._command(row, category, report)) for row in rows]
+            known = self._handled_here(category, [message for _, message in decoded if message is not None], done)
             with self.celery.producer_or_acquire() as producer:
-                for row in rows:
-                    message = self._command(row, category, report)
+                for row, message in decoded:
                     domain_meta = metadata_of(message).domain if message is not None else None
                     if message is None or (domain_meta is not None and not domain_meta.asynchronous):
                         continue
                     try:
-                        sent = self.publish(message, category, producer)
+                        sent = self.publish(message, category, producer, known)
                     except PayloadTooLarge as exc:  # no retry makes it smaller
                         self._park_command(row, category, exc, report)
                         continue
                     report.tasks += sent
                     relayed += 1
-                    if commands and not sent:
+                    if commands and not sent and not self.topology.targets(category, _type(message)):
                         report.unrouted += 1
                         logger.warning(
                             "relay: no handler of this app takes %s from %r; register its command handler",
@@ -95,6 +109,24 @@ class CommandRelay:
         """How many event store rows of ``category`` lie past ``cursor`` (at most ``limit``; for drains)."""
         position = self.cursors.position(cursor)
         return len(command_rows(self.domain.event_store.store, category, position, limit))
+
+    def _handled_here(self, category: str, messages: list[Message], done: Committed | None) -> Committed | None:
+        """``done`` plus the (task, key) pairs of ``messages`` a continuing task already handled (their markers)."""
+        if self.markers is None or not messages:
+            return done
+        paths: dict[tuple[str, str], str] = {}
+        for message in messages:
+            key = message_key(message)
+            for route in self.topology.targets(category, _type(message)):
+                paths[(key, route.spec.path)] = route.task_name
+        found = self.markers(list(paths))
+        if not found:
+            return done
+        known = Committed(handled={(paths[pair], pair[0]) for pair in found})
+        if done is not None:
+            known.handled |= done.handled
+            known.retries = done.retries
+        return known
 
     def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
         try:
@@ -123,3 +155,7 @@ class CommandRelay:
 def command_cursor_name(category: str) -> str:
     """The name of the command relay's cursor for ``category``."""
     return f"commands:{category}"
+
+
+def _type(message: Message) -> str:
+    return str(metadata_of(message).headers.type)

@@ -19,8 +19,9 @@ abandons and releases these rows exactly as it does internal ones
   Once one row finds the broker down, the rest of the batch fail with the same
   error without a wait each.
 
-A row for the internal broker never reaches an external broker, and a row for an
-external broker never reaches a handler task. :func:`external_brokers` checks the
+Each outcome is traced as Protean's ``outbox.external_published`` or
+``outbox.external_failed``. A row for the internal broker never reaches an external
+broker, and a row for an external broker never reaches a handler task. :func:`external_brokers` checks the
 names when the app is built: one that is not a broker in ``[brokers]`` would
 otherwise leave its rows pending for ever.
 """
@@ -37,6 +38,7 @@ from protean_celery.outbox.claims import OutboxClaims, Outcomes, broker_down
 from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import internal_broker, outbox_message
 from protean_celery.protean_api import outbox_repo
+from protean_celery.traces.events import relayed
 
 __all__ = ["ExternalRelay", "external_brokers", "publish_external"]
 
@@ -133,6 +135,7 @@ class ExternalRelay(OutboxClaims):
         if not rows:
             return
         outcomes = self._publish_external_rows(name, rows)
+        relayed(self.domain, rows, outcomes, self.worker_id, external=True)  # outbox.external_published/failed
         self._record(repo, outcomes)
         published = sum(1 for error in outcomes.values() if error is None)
         report.events += published

@@ -24,8 +24,8 @@ the limit lets it through, then abandoned), never dropped.
 
 Both paths are at-least-once: a crash between publishing and recording it
 re-publishes that batch (after the claim lock expires, for outbox rows).
-Beat runs the relay every ``relay_interval``; handler tasks nudge it after
-they commit so messages leave within milliseconds.
+Beat runs the relay every ``relay_interval``; the fast path (``commits.py``)
+publishes what each commit wrote right after it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any
 
 from protean.utils.eventing import Message
 
+from protean_celery.commits import Committed
 from protean_celery.deadletter import DeadLetters
 from protean_celery.eager import EagerCascade, settles
 from protean_celery.envelope import encode, message_key, metadata_of, task_id
@@ -55,6 +56,7 @@ from protean_celery.outbox.rows import internal_broker, outbox_message
 from protean_celery.protean_api import outbox_model, outbox_repo
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Route, Topology
+from protean_celery.traces.events import relayed
 
 __all__ = ["Relay", "RelayReport", "command_cursor_name"]
 
@@ -108,6 +110,7 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
         stored_events: bool | list[str] | None = None,
         max_batches: int | None = None,
         grace: bool = False,
+        done: Committed | None = None,
     ) -> RelayReport:
         """Relay until nothing is pending or ``max_batches`` round trips were made.
 
@@ -120,6 +123,7 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
             max_batches: round trips at most (default ``relay_max_batches``).
             grace: leave outbox rows younger than ``relay_grace_seconds`` to the fast
                 path of the process that committed them (beat ticks).
+            done: what this process handled itself (see :meth:`publish`).
         """
         report = RelayReport()
         budget = max_batches or self.settings.relay_max_batches
@@ -132,7 +136,7 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                 if commands:
                     # Listed categories were just appended to: skip the peek once.
                     listed = None if commands is True else commands
-                    self._command_batch(report, listed, assume_new=listed is not None and batch == 0)
+                    self._command_batch(report, listed, assume_new=listed is not None and batch == 0, done=done)
                 self._stored_event_batch(report, commands if stored_events is None else stored_events, batch)
                 if report.moved == moved:
                     break
@@ -161,7 +165,7 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
             return tuple(self._models())
 
     @settles
-    def publish_committed(self, rows: list[Any]) -> int:
+    def publish_committed(self, rows: list[Any], done: Committed | None = None) -> int:
         """Publish outbox rows a commit of this process just wrote, by id; returns how many were published.
 
         ``rows`` are Protean's outbox database models, as flushed. Rows for the
@@ -183,18 +187,18 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                     target.append((models[type(row)], type(row).to_entity(row)))
             sent = 0
             try:
-                sent += self._publish_internal_committed(internal)
+                sent += self._publish_internal_committed(internal, done)
             finally:
                 sent += self._publish_external_committed(external) if external else 0
             return sent
 
-    def _publish_internal_committed(self, rows: list[tuple[str, Any]]) -> int:
+    def _publish_internal_committed(self, rows: list[tuple[str, Any]], done: Committed | None) -> int:
         published: dict[str, list[Any]] = {}
         try:
             with self.celery.producer_or_acquire() as producer:
                 for provider, row in rows:
                     try:
-                        self.publish(*outbox_message(row), producer)
+                        self.publish(*outbox_message(row), producer, done, priority=row.priority)
                     except Exception as exc:
                         if broker_down(exc):
                             raise
@@ -202,6 +206,7 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                         logger.warning("relay: outbox row %s left to the next tick: %s", row.id, exc)
                         continue
                     published.setdefault(provider, []).append(row.id)
+                    relayed(self.domain, [row], {row.id: None}, self.worker_id)
         finally:
             self._mark_published(published)  # what went out before the broker went down, too
         return sum(len(ids) for ids in published.values())
@@ -225,6 +230,7 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
             rows = self._claim(repo, self.internal_broker, grace)
             if rows:
                 outcomes = self._publish_rows(rows, report)
+                relayed(self.domain, rows, outcomes, self.worker_id)
                 self._record(repo, outcomes)
                 report.events += sum(1 for error in outcomes.values() if error is None)
                 report.failed += sum(1 for error in outcomes.values() if error is not None)
@@ -237,7 +243,7 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                 for row in rows:
                     try:
                         message, category = outbox_message(row)
-                        report.tasks += self.publish(message, category, producer)
+                        report.tasks += self.publish(message, category, producer, priority=row.priority)
                         outcomes[row.id] = None
                     except Exception as exc:
                         if broker_down(exc):
@@ -255,8 +261,17 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
 
     # -- publishing -------------------------------------------------------------
 
-    def publish(self, message: Message, category: str, producer: Any) -> int:
+    def publish(
+        self, message: Message, category: str, producer: Any, done: Committed | None = None,
+        priority: int | None = None,
+    ) -> int:
         """Publish ``message`` to every handler task that takes it; return how many.
+
+        ``done`` names the handlers that already handled it in this process (no task
+        is published for them) and those whose attempt here failed (published as
+        their first retry): see :mod:`protean_celery.continuation`. ``priority`` is
+        the outbox row's; a command carries its own in its metadata. With priority
+        lanes on, below the threshold the message goes to each handler's backfill lane.
 
         Raises:
             PayloadTooLarge: the encoded message is above ``max_payload_bytes``.
@@ -264,40 +279,53 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
         """
         message_type = str(metadata_of(message).headers.type)
         routes = self.topology.targets(category, message_type)
+        key = message_key(message)
+        if done is not None:
+            routes = tuple(route for route in routes if (route.task_name, key) not in done.handled)
         if not routes:
             return 0
         payload = encode(message)
         check_size(payload, self.settings.max_payload_bytes, f"relay of {message_type} to {category!r}")
-        key = message_key(message)
         shown = argsrepr(message)
+        lanes = self.topology.lanes
+        if priority is None:
+            priority = getattr(metadata_of(message).domain, "priority", None)
+        backfill = lanes is not None and lanes.backfill(priority)
         try:
             for route in routes:
-                self.send(route, payload, key, category, producer, shown)
+                retry_in = done.retries.get((route.task_name, key)) if done is not None else None
+                self.send(route, payload, key, category, producer, shown, retry_in, backfill=backfill)
         except Exception as exc:
             raise RelayError(f"Publishing {message_type} to {category!r} failed: {exc}") from exc
         return len(routes)
 
     def send(
-        self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None
+        self, route: Route, payload: Any, key: str, category: str, producer: Any, shown: str | None = None,
+        retry_in: float | None = None, *, backfill: bool = False,
     ) -> None:
         """Publish one task message: ``payload`` to the handler task of ``route`` only.
 
         The task id is derived from the task and the message key, so every copy
         of a message for one handler has the same id. ``shown`` is what Flower and
         ``celery inspect`` show as its arguments (never payload data: see
-        :mod:`protean_celery.flower`). In eager mode it is applied here instead (:mod:`protean_celery.eager`).
+        :mod:`protean_celery.flower`). With ``retry_in`` it goes out as the first retry of a failed
+        attempt, after that many seconds. With ``backfill`` it goes to the handler's
+        backfill lane, when priority lanes are on (:mod:`protean_celery.lanes`).
+        In eager mode it is applied here instead (:mod:`protean_celery.eager`).
         """
         if self.cascade is not None and self.cascade.defer(route.task_name, payload, task_id(route.task_name, key)):
             return
+        exchange, queue = route.lane(backfill)
         self.celery.send_task(
             route.task_name,
             args=(payload,),
             task_id=task_id(route.task_name, key),
-            exchange=route.exchange,
+            exchange=exchange,
             routing_key=category,
-            declare=[route.queue],
+            declare=[queue],
             producer=producer,
             retry=True,
+            **({"retries": 1, "countdown": retry_in} if retry_in is not None else {}),
             argsrepr=shown if shown is not None else argsrepr(payload),
             kwargsrepr="{}",
         )

@@ -189,10 +189,11 @@ class Sweep:
         self._forget_settled(_without(known, open_items), report)
         if not open_items:
             return
-        queues = {item.task: self.topology.route(item.task).queue.name for item in open_items}
+        queues = {item.task: [q.name for q in self.topology.route(item.task).queues] for item in open_items}
         wanted: dict[str, set[str]] = {}
         for item in open_items:
-            wanted.setdefault(queues[item.task], set()).add(task_id(item.task, item.key))
+            for queue in queues[item.task]:  # the handler's queue and, with priority lanes, its backfill queue
+                wanted.setdefault(queue, set()).add(task_id(item.task, item.key))
         sighting = broker_for(self.celery).locate(wanted)
         # A copy may have been handled while the broker was searched: ask the database again.
         still_open = self._unsettled(open_items)
@@ -201,7 +202,7 @@ class Sweep:
         to_watch: list[Watch] = []
         horizon = now - timedelta(hours=self.settings.sweep_horizon_hours)
         for item in still_open:
-            if not sighting.present(queues[item.task], task_id(item.task, item.key)):
+            if not any(sighting.present(queue, task_id(item.task, item.key)) for queue in queues[item.task]):
                 lost.append(item)
             elif (item.task, item.key) not in from_ledger:
                 to_watch.append(item)

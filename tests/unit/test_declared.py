@@ -1,34 +1,15 @@
 """``unhonoured(domain)``: each declared feature protean-celery does not honour is named."""
 
 import pytest
-from protean.core.event_handler import BaseEventHandler
-from protean.core.process_manager import BaseProcessManager
 from protean.core.subscriber import BaseSubscriber
-from protean.fields import Identifier, String
-from protean.utils.mixins import handle
 
 from protean_celery.declared import unhonoured
-from tests.support.shop import OrderPlaced, build_domain
+from tests.support.shop import Billing, Ledger, build_domain
 
 
 class OrderFeed(BaseSubscriber):
     def __call__(self, payload: dict) -> None:
         pass
-
-
-class Ledger(BaseEventHandler):
-    @handle(OrderPlaced)
-    def placed(self, event: OrderPlaced) -> None:
-        pass
-
-
-class Billing(BaseProcessManager):
-    order_id = Identifier()
-    state = String()
-
-    @handle(OrderPlaced, start=True, correlate="order_id")
-    def placed(self, event: OrderPlaced) -> None:
-        self.state = "billing"
 
 
 def _features(domain) -> list[str]:
@@ -47,11 +28,9 @@ def test_a_broker_subscriber_is_named():
     assert "never handled" in str(item)
 
 
-def test_priority_lanes_are_named_only_when_enabled():
-    assert _features(build_domain(server={"default_subscription_type": "stream",
-                                          "priority_lanes": {"enabled": False}})) == []
+def test_priority_lanes_are_honoured_so_not_named():
     domain = build_domain(server={"default_subscription_type": "stream", "priority_lanes": {"enabled": True}})
-    assert _features(domain) == ["[server.priority_lanes] enabled = true"]
+    assert _features(domain) == []
 
 
 def test_external_brokers_are_honoured_so_not_named():
@@ -61,23 +40,22 @@ def test_external_brokers_are_honoured_so_not_named():
 
 
 @pytest.mark.parametrize(
-    ("cls", "options", "feature"),
+    ("cls", "options"),
     [
-        (Billing, {"stream_categories": ["shop::order"], "sequential_by": True},
-         "Process manager Billing sequential_by = True"),
-        (Ledger, {"stream_category": "shop::order", "sequential_by": "order_id"},
-         "Event handler Ledger sequential_by = 'order_id'"),
+        (Billing, {"stream_categories": ["shop::order"], "sequential_by": True}),
+        (Ledger, {"stream_category": "shop::order", "sequential_by": "order_id"}),
     ],
 )
-def test_sequential_by_is_named_with_the_handler(cls, options, feature):
+def test_sequential_by_is_honoured_so_not_named(cls, options):
     domain = build_domain()
     domain.register(cls, **options)
-    assert _features(domain) == [feature]
+    assert _features(domain) == []
 
 
-def test_subscription_keys_other_than_retries_are_named_with_the_reason():
+def test_subscription_keys_without_a_meaning_here_are_named_with_the_reason():
     domain = build_domain(server={"default_subscription_type": "stream", "subscriptions": {
-        "Notifier": {"max_retries": 5, "retry_delay_seconds": 2, "messages_per_tick": 50, "enable_dlq": True},
+        "Notifier": {"max_retries": 5, "retry_delay_seconds": 2, "messages_per_tick": 50, "enable_dlq": True,
+                     "origin_stream": "shop::payment", "subscription_type": "stream"},
         "Fulfilment": {"circuit_breaker_threshold": 3, "enable_dlq": False, "made_up": 1},
     }})
     items = {item.feature: item.reason for item in unhonoured(domain)}
@@ -87,9 +65,10 @@ def test_subscription_keys_other_than_retries_are_named_with_the_reason():
         "[server.subscriptions.Fulfilment] made_up",
         "[server.subscriptions.Notifier] messages_per_tick",
     ]
-    assert "no circuit breaker yet" in items["[server.subscriptions.Fulfilment] circuit_breaker_threshold"]
-    assert "does not read this key" in items["[server.subscriptions.Fulfilment] made_up"]
-    assert all("only max_retries and retry_delay_seconds are read" in reason for reason in items.values())
+    assert "there is no circuit breaker" in items["[server.subscriptions.Fulfilment] circuit_breaker_threshold"]
+    assert "never discards a message" in items["[server.subscriptions.Fulfilment] enable_dlq"]
+    assert "not a Protean subscription setting" in items["[server.subscriptions.Fulfilment] made_up"]
+    assert all(reason.startswith("not honoured by protean-celery: ") for reason in items.values())
 
 
 def test_meta_subscription_config_keys_are_named_too():

@@ -32,6 +32,8 @@ INTERNALS = [
     ("protean.utils.mixins", "HandlerMixin._handle", ("item",)),
     ("protean.testing", "_events_for_correlation", ("domain", "correlation_id")),
     ("protean.utils.mixins", "_get_transient_retry_config", ("instance",)),
+    ("protean.server.tracing", "TraceEmitter._ensure_initialized", ()),
+    ("protean.server.tracing", "TraceEmitter._check_subscribers", ()),
 ]
 
 
@@ -97,6 +99,14 @@ def test_the_seam_resolves_types_on_a_real_domain(shop_app):
         some = sorted(names)[0]
         assert protean_api.resolve_type(domain, some) is not None
         assert protean_api.resolve_type(domain, "Nobody.Knows.v1") is None
+
+
+def test_trace_listening_is_false_without_a_redis_default_broker(shop_app):
+    from protean_celery import protean_api
+
+    emitter = shop_app.domain.trace_emitter
+    assert emitter._persist  # Protean persists traces by default: only a broker without Redis says no
+    assert protean_api.trace_listening(emitter) is False
 
 
 def _source_of(module_name: str) -> str:

@@ -153,3 +153,19 @@ def test_external_broker_names_in_order_without_repeats():
     domain = build_tenant("north", external_brokers={"analytics": INLINE, "audit": INLINE})
     domain.config["outbox"]["external_brokers"].append("analytics")
     assert external_brokers(domain) == ("analytics", "audit")
+
+
+def test_each_external_outcome_is_traced_with_protean_external_names(north, monkeypatch):
+    from tests.support.traces import record
+
+    recorder = record(north, monkeypatch)
+    monkeypatch.setattr(north.domain.brokers["analytics"], "_publish", lambda stream, message: 1 / 0)
+    open_ticket(north.domain, "t1")
+    north.relay()
+    assert recorder.names().count("outbox.external_failed") == 1
+    monkeypatch.setattr(north.domain.brokers["analytics"], "_publish", lambda stream, message: "1-0")
+    north.domain.clock = Clock(_aware(_rows(north, "analytics")[0].next_retry_at))
+    north.relay()
+    external = recorder.first("outbox.external_published")
+    assert (external["message_id"], external["stream"]) == ("north::ticket-t1-0.1", "north::ticket")
+    assert recorder.names().count("outbox.published") == 2  # the internal rows keep the internal names
