@@ -63,8 +63,21 @@ def outbox(state: Path) -> list[Any]:
         engine.dispose()
 
 
+def handled(state: Path, domain: str = "feeds") -> int:
+    """How many events ``Desk`` of ``domain`` handled (one ``Handled`` row per event, written by the handler)."""
+    engine = sa.create_engine(f"sqlite:///{state}/feeds.db")
+    try:
+        return int(rows(engine, "SELECT count(*) FROM handled WHERE message_id LIKE :prefix",
+                        prefix=f"{domain}::%")[0][0])
+    finally:
+        engine.dispose()
+
+
 def deliveries(state: Path, task: str) -> Counter[str]:
-    """How many copies of each message reached the handler task ``task`` (see ``feeds_app``)."""
+    """How many copies of each message reached the handler task ``task`` (see ``feeds_app``).
+
+    A message a continuing task handled in-process (``continuation_messages``) is not a task: it is not counted.
+    """
     path = state / "deliveries"
     lines = path.read_text().splitlines() if path.exists() else []
     return Counter(line.split(" ", 1)[1] for line in lines if line.startswith(f"{task} "))

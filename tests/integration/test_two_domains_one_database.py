@@ -17,7 +17,7 @@ import pytest
 
 from protean_celery.testing.processes import BeatProcess, WorkerProcess
 from protean_celery.testing.servers import RedisServer
-from tests.integration.feeds_ops import APP, deliveries, feeds_env, open_tickets, outbox
+from tests.integration.feeds_ops import APP, deliveries, feeds_env, handled, open_tickets, outbox
 from tests.integration.orders import ROOT
 from tests.support.waiting import wait_until
 
@@ -60,20 +60,18 @@ def test_each_apps_relay_publishes_only_its_own_domains_rows(shared):
 
         wait_until(lambda: {row.status for row in _rows(state, "north")} == {"published"},
                    "north's rows published", worker=north)
-        wait_until(lambda: sum(deliveries(state, "protean.north.Desk").values()) >= 2 * TICKETS,
-                   "north's Desk", worker=north)
+        wait_until(lambda: handled(state, "north") == 2 * TICKETS, "north's Desk", worker=north)
         south_rows = _rows(state, "south")
         assert len(south_rows) == 3 * TICKETS  # TicketOpened twice (internal, partners), TicketNoted once
         assert {row.status for row in south_rows} == {"pending"}  # north's ticks left every one
-        assert deliveries(state, "protean.south.Desk") == {}
+        assert deliveries(state, "protean.south.Desk") == {} and handled(state, "south") == 0
 
         start(BeatProcess(APP, env=envs["south"], cwd=ROOT, log_path=logs / "south-beat.log"))
         wait_until(lambda: {row.status for row in _rows(state, "south")} == {"published"},
                    "south's rows published", worker=south)
-        wait_until(lambda: sum(deliveries(state, "protean.south.Desk").values()) >= 2 * TICKETS,
-                   "south's Desk", worker=south)
-    assert set(deliveries(state, "protean.north.Desk").values()) == {1}
-    assert set(deliveries(state, "protean.south.Desk").values()) == {1}
+        wait_until(lambda: handled(state, "south") == 2 * TICKETS, "south's Desk", worker=south)
+    assert set(deliveries(state, "protean.north.Desk").values()) <= {1}
+    assert set(deliveries(state, "protean.south.Desk").values()) <= {1}
     assert len(outbox(state)) == 6 * TICKETS
     print(f"\nnorth: {len(_rows(state, 'north'))} rows published by north's relay; south: {len(south_rows)} rows "
           f"left pending by it, then published by south's")
