@@ -32,6 +32,7 @@ __all__ = [
     "broker_correlation_id",
     "broker_source_id",
     "correlation_value",
+    "ensure_consumer_group",
     "events_for_correlation",
     "handle_message",
     "handled_types",
@@ -196,6 +197,15 @@ def broker_source_id(payload: dict[str, Any]) -> str | None:
     return str(found) if found else None
 
 
+def ensure_consumer_group(broker: Any, stream: str, group: str) -> None:
+    """Create ``group`` on ``stream`` unless it exists (the broker's ``_ensure_group``, as Protean's server calls it).
+
+    A group created before the stream's first entry still reads it: Protean's Redis
+    adapter starts new groups at the stream's beginning.
+    """
+    broker._ensure_group(group, stream)
+
+
 def reclaim_stream_pending(broker: Any, stream: str, group: str, idle_seconds: float, limit: int = 1000) -> int:
     """Hand ``group``'s entries idle over ``idle_seconds`` to ``broker``'s own consumer; returns how many.
 
@@ -210,11 +220,10 @@ def reclaim_stream_pending(broker: Any, stream: str, group: str, idle_seconds: f
         return 0
     claimed, start = 0, "0-0"
     while claimed < limit:
-        reply = client.xautoclaim(
-            stream, group, consumer, min_idle_time=int(idle_seconds * 1000), start_id=start, count=100, justid=True
-        )
-        start, ids = reply[0], reply[1]
-        claimed += len(ids)
+        reply = client.xautoclaim(stream, group, consumer, min_idle_time=int(idle_seconds * 1000), start_id=start,
+                                  count=100)  # with justid, redis-py drops the cursor
+        start = reply[0]
+        claimed += len(reply[1])
         if start in (b"0-0", "0-0"):
             break
     return claimed

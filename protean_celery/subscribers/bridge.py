@@ -27,7 +27,7 @@ from protean.port.broker import BrokerCapabilities
 
 from protean_celery.envelope import task_id
 from protean_celery.errors import ConfigurationError, RelayError
-from protean_celery.protean_api import raw_stream_entry, reclaim_stream_pending
+from protean_celery.protean_api import ensure_consumer_group, raw_stream_entry, reclaim_stream_pending
 from protean_celery.subscribers.delivery import delivery_key, describe_delivery, wrap
 from protean_celery.subscribers.routes import SubscriberRoute
 
@@ -113,6 +113,7 @@ class Bridge:
         report = BridgeReport()
         with self.domain.domain_context():
             broker = self.domain.brokers[route.broker]
+            ensure_consumer_group(broker, route.stream, route.group)
             report.reclaimed = reclaim_stream_pending(broker, route.stream, route.group, self.reclaim_seconds)
             for _ in range(self.max_batches):
                 batch = broker.read(route.stream, route.group, self.batch_size)
