@@ -62,3 +62,16 @@ def test_replaying_another_task_s_dead_letter_here_is_refused(feed_app):
     entry_id = feed_app.runtime.dead_letters.park("protean.shop.Notifier", {"x": 1}, ValueError("no"))
     with pytest.raises(DeadLetterError, match="not a broker subscriber's message"):
         feed_app.subscribers.replay(feed_app.runtime, entry_id)
+
+
+def test_the_drain_bridges_the_streams_and_runs_the_subscriber_tasks(sqlite_feed_app):
+    from protean_celery.testing.drain import drain
+    from tests.support.shop import Order
+    from tests.unit.subscribers.conftest import SEEN, publish
+
+    publish(sqlite_feed_app, {"ref": "d1"}, {"ref": "d2"})
+    report = drain(sqlite_feed_app)
+    assert report.satisfied and report.tasks >= 2
+    assert sorted(payload["ref"] for payload, _ in SEEN) == ["d1", "d2"]
+    with sqlite_feed_app.domain.domain_context():
+        assert sqlite_feed_app.domain.repository_for(Order).get("d2").order_id == "d2"
