@@ -99,6 +99,14 @@ def _attempts(env: dict[str, str], ref: str) -> int:
         engine.dispose()
 
 
+def _state(env: dict[str, str], refs: list[str]) -> str:
+    """What a failed wait left: refs without a receipt, stream entries pending, task messages queued or held."""
+    missing = sorted(set(refs) - set(_receipts(env)))
+    celery = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    return (f"no receipt for {len(missing)}: {missing[:10]}; stream entries pending: {_pending(env)}; "
+            f"queued: {celery.llen(TASK)}; unacked: {celery.hlen('unacked')}")
+
+
 def _dead_letters(env: dict[str, str]) -> list[DeadLetter]:
     engine = create_engine(f"sqlite:///{env['PROTEAN_CELERY_STATE']}/relay.db")
     try:
@@ -129,8 +137,11 @@ def test_messages_from_another_process_are_handled_once_each_across_a_worker_kil
     assert handled_before_kill < MESSAGES, "the kill came too late to prove anything"
 
     with WorkerProcess(APP, concurrency=2, env=env, cwd=ROOT, log_path=log) as again:
-        receipts = wait_until(lambda: (found := _receipts(env)) and len(found) == MESSAGES and found,
-                              f"{MESSAGES} receipts", timeout=180, worker=again)
+        try:
+            receipts = wait_until(lambda: (found := _receipts(env)) and len(found) == MESSAGES and found,
+                                  f"{MESSAGES} receipts", timeout=180, worker=again)
+        except AssertionError as missing:
+            raise AssertionError(f"{_state(env, refs)}\n{missing}") from None
         wait_until(lambda: _pending(env) == 0, "every stream entry acknowledged", worker=again)
     assert set(receipts) == set(refs)
     assert set(receipts.values()) == {1}, {ref: n for ref, n in receipts.items() if n != 1}
