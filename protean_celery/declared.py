@@ -78,7 +78,6 @@ def unhonoured(domain: Any) -> list[Unhonoured]:
         *_external_brokers(config),
         *_sequential(domain),
         *_subscription_keys(domain),
-        *_default_delivery(domain),
     ]
 
 
@@ -156,12 +155,3 @@ def _key_refusal(feature: str, key: str) -> Unhonoured:
         feature, f"not honoured by protean-celery ({reason}); only max_retries and retry_delay_seconds are read"
     )
 
-
-def _default_delivery(domain: Any) -> Iterator[Unhonoured]:
-    config = domain.config
-    if config.get("event_processing") == "async" and not getattr(domain, "has_outbox", False):
-        yield Unhonoured(
-            'event_processing = "async" with the outbox off',
-            "Protean's default delivery (event store subscriptions) is not relayed by protean-celery: "
-            "no event reaches a handler; set enable_outbox = true",
-        )

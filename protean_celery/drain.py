@@ -4,9 +4,10 @@ Used by the test drain (``protean_celery.testing.drain``, on Kombu's in-memory
 transport) and by ``celery -A app protean drain`` (on the app's real broker and
 databases: Protean's ``protean server --test-mode``).
 
-A pass relays outbox rows and commands and bridges the broker subscribers'
-streams, then takes each message of each queue of the app's topology and of its
-subscribers (a handler task, a relay tick, a subscriber task), runs the same task body a
+A pass relays outbox rows, commands and, with the outbox off, events from the
+event store (``outbox/events.py``), and bridges the broker subscribers' streams; then it
+takes each message of each queue of the app's topology and of its subscribers (a handler
+task, a relay tick, a subscriber task), runs the same task body a
 worker runs (``Task.apply``: retries run at once, an exhausted message is
 dead-lettered as a worker would) and acknowledges it. A message taken but not
 acknowledged (this process dies mid-task) goes back to its queue as it would
@@ -61,7 +62,8 @@ class DrainReport:
         failures: messages a handler could not handle (each dead-lettered, or an unknown task).
         satisfied: it ended because nothing was pending (or ``until()`` held), not on a bound.
         pending: messages still queued, by queue.
-        unrelayed: outbox rows and commands still to publish.
+        unrelayed: outbox rows, commands and (with the outbox off) stored events still to publish.
+        unrouted: commands read from the event store that no handler of the app takes (skipped, logged).
         in_flight: messages still delivered and unacknowledged (held by a worker).
     """
 
@@ -73,6 +75,7 @@ class DrainReport:
     pending: dict[str, int] = field(default_factory=dict)
     unrelayed: int = 0
     in_flight: int = 0
+    unrouted: int = 0
 
 
 def run_pending(
@@ -104,7 +107,9 @@ def run_pending(
     while report.cycles < max_cycles and time.monotonic() < deadline:
         report.cycles += 1
         app.runtime.commits.flush()  # what this process's relay thread holds counts as pending too
-        report.relayed += app.runtime.relay.run().moved + _bridge(app)
+        relayed = app.runtime.relay.run()
+        report.relayed += relayed.moved + _bridge(app)
+        report.unrouted += relayed.unrouted
         ran = _consume(app, report, raise_errors)
         if until is not None and until():
             report.satisfied = True

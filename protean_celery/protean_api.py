@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from protean.core.process_manager import _resolve_correlation_value
 from protean.testing import _events_for_correlation
+from protean.utils.mixins import _get_transient_retry_config
 from protean.utils.outbox import _outbox_provider_names
 from protean.utils.query import Q
 
@@ -53,6 +54,7 @@ __all__ = [
     "reclaim_stream_pending",
     "reset_client",
     "resolve_type",
+    "transient_retry_config",
 ]
 
 
@@ -143,6 +145,19 @@ def handled_types(handler_cls: Any) -> set[str]:
     """The message type names ``handler_cls`` has methods for (``$any`` included when it takes every type)."""
     # ``_handlers`` is a defaultdict: read its keys, never index it.
     return {str(key) for key in handler_cls._handlers.keys() if handler_cls._handlers.get(key)}
+
+
+def transient_retry_config(domain: Domain, handler_cls: Any) -> dict[str, Any]:
+    """Protean's transient-retry policy for ``handler_cls`` (``[server.transient_retry]`` under its ``Meta``).
+
+    Keys ``max_retries`` (0 when the policy is off), ``backoff``, ``base_delay_seconds``,
+    ``max_delay_seconds``, as Protean's ``@handle`` wrapper resolves them.
+
+    Raises:
+        protean.exceptions.ConfigurationError: an unknown ``backoff`` or exception name.
+    """
+    with domain.domain_context():
+        return dict(_get_transient_retry_config(handler_cls))
 
 
 def process_manager_methods(pm_cls: Any, message_type: str) -> Iterable[Callable[..., Any]]:

@@ -175,13 +175,14 @@ class Runtime:
             return
         touched = committed.categories
         commands = [c for c in self.topology.command_categories() if c in touched]
+        stored = [c for c in self.relay.event_categories() if c in touched]  # the outbox is off: events.py
         # Outbox rows the hooks could not see (a provider without database sessions) are claimed instead.
         events = not committed.rows and any(c not in self._quiet for c in touched)
         try:
             if committed.rows:
                 self.relay.publish_committed(committed.rows)
-            if commands or events:
-                self.relay.run(events=events, commands=commands, max_batches=1)
+            if commands or events or stored:
+                self.relay.run(events=events, commands=commands, stored_events=stored, max_batches=1)
         except Exception as exc:  # beat's next tick relays it; never fail the committing caller
             logger.warning("relay right after a commit failed, the next beat tick will relay: %r", exc)
 

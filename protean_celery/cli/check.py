@@ -141,8 +141,6 @@ def _domain_problems(domain: Any) -> list[str]:
             "[event_store] uses the memory store, which prefork children do not share: "
             'set provider = "sqlalchemy" (or "message_db") and a database_uri.'
         )
-    if not domain.has_outbox:
-        found.append("The outbox is off: set enable_outbox = true so handler events reach Celery.")
     return found
 
 

@@ -12,6 +12,8 @@
   relay reads each command category past a locked cursor (see ``cursor.py``).
   A command that cannot be decoded, or whose payload is above ``max_payload_bytes``,
   is dead-lettered under the relay's commands task and the cursor moves on.
+* **Events, outbox off.** Protean's default delivery: events read from the event
+  store past a cursor per category, as commands are (see ``events.py``).
 
 An outbox row whose payload is above ``max_payload_bytes`` is never published:
 it is marked failed with ``PayloadTooLarge`` (retried with backoff, so raising
@@ -46,6 +48,7 @@ from protean_celery.outbox.admin import counts, max_attempts
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.commands import CommandRelay, command_cursor_name
 from protean_celery.outbox.cursor import CursorStore
+from protean_celery.outbox.events import EventStoreRelay
 from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import outbox_message
 from protean_celery.protean_api import outbox_claim, outbox_eligible, outbox_model, outbox_repo, outbox_update
@@ -57,7 +60,7 @@ __all__ = ["Relay", "RelayReport", "command_cursor_name"]
 logger = logging.getLogger(__name__)
 
 
-class Relay(CommandRelay):
+class Relay(CommandRelay, EventStoreRelay):
     """Relays outbox rows and commands of one domain to its handler tasks.
 
     Args:
@@ -97,6 +100,7 @@ class Relay(CommandRelay):
         providers: list[str] | None = None,
         events: bool = True,
         commands: bool | list[str] = True,
+        stored_events: bool | list[str] | None = None,
         max_batches: int | None = None,
         grace: bool = False,
     ) -> RelayReport:
@@ -106,6 +110,8 @@ class Relay(CommandRelay):
             providers: the outbox providers to relay (default: every one).
             events: relay outbox rows.
             commands: relay commands from the event store: all categories, or the listed ones.
+            stored_events: with the outbox off, relay events from the event store (``events.py``):
+                all categories, or the listed ones; ``None`` does so whenever ``commands`` is true.
             max_batches: round trips at most (default ``relay_max_batches``).
             grace: leave outbox rows younger than ``relay_grace_seconds`` to the fast
                 path of the process that committed them (beat ticks).
@@ -122,12 +128,13 @@ class Relay(CommandRelay):
                     # Listed categories were just appended to: skip the peek once.
                     listed = None if commands is True else commands
                     self._command_batch(report, listed, assume_new=listed is not None and batch == 0)
+                self._stored_event_batch(report, commands if stored_events is None else stored_events, batch)
                 if report.moved == moved:
                     break
         return report
 
     def pending(self) -> int:
-        """Outbox rows still to publish plus commands past the cursors (for drains).
+        """Outbox rows still to publish plus commands and stored events past the cursors (for drains).
 
         Stuck rows (FAILED with no retries left) are left out: no relay run
         publishes them until ``protean outbox requeue`` resets them.
@@ -137,11 +144,9 @@ class Relay(CommandRelay):
             for by_status in counts(self.domain).values()
         )
         with self.domain.domain_context():
-            store = self.domain.event_store.store
             for category in self.topology.command_categories():
-                cursor = self.cursors.position(command_cursor_name(category))
-                total += len(store.read(category, position=cursor + 1, no_of_messages=1000))
-            return total
+                total += self._waiting(category, command_cursor_name(category))
+            return total + self._stored_events_waiting()
 
     # -- events -----------------------------------------------------------------
 

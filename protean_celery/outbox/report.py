@@ -15,6 +15,8 @@ class RelayReport:
     commands: int = 0
     tasks: int = 0
     failed: int = 0
+    #: Commands read that no handler of the app takes (logged; see ``commands.py``).
+    unrouted: int = 0
 
     @property
     def moved(self) -> int:

@@ -45,6 +45,7 @@ from protean_celery.errors import MessageLost
 from protean_celery.inbox import Inbox
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
+from protean_celery.outbox.events import event_cursor_name
 from protean_celery.outbox.relay import Relay
 from protean_celery.redelivery.ledger import Ledger, Watch
 from protean_celery.redelivery.sources import Batch, read_commands, read_outbox
@@ -161,13 +162,18 @@ class Sweep:
             sources[f"sweep:outbox:{provider}"] = partial(self._read_outbox, provider, now)
         for category in self.topology.command_categories():
             sources[f"sweep:commands:{category}"] = partial(self._read_commands, category, now)
+        for category in self.relay.event_categories():  # the outbox is off: events from the event store
+            cursor = event_cursor_name(category)
+            sources[f"sweep:events:{category}"] = partial(self._read_commands, category, now, relay_cursor=cursor)
         return sources
 
     def _read_outbox(self, provider: str, now: datetime, mark: int) -> Batch:
         return read_outbox(self.domain, self.topology, self.settings, provider, mark, now)
 
-    def _read_commands(self, category: str, now: datetime, position: int) -> Batch:
-        return read_commands(self.domain, self.topology, self.settings, self.cursors, category, position, now)
+    def _read_commands(self, category: str, now: datetime, position: int, relay_cursor: str | None = None) -> Batch:
+        return read_commands(
+            self.domain, self.topology, self.settings, self.cursors, category, position, now, relay_cursor
+        )
 
     # -- settling ------------------------------------------------------------------
 

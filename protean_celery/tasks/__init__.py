@@ -19,6 +19,8 @@ register or upcast, command   rejected without requeue
 type with no handler, or
 data Protean cannot rebuild
 (DeserializationError)
+command whose deadline        acked as expired (inbox marker), not retried
+passes before its next retry
 ``ExpectedVersionError``      retried in-process (``version_retries``) with
                               fresh state, then by Celery, quickly
                               (``transient_retries``)
@@ -50,7 +52,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from celery.exceptions import Reject
 from protean.exceptions import DeserializationError
 
-from protean_celery.envelope import decode, describe, metadata_of
+from protean_celery.envelope import decode, describe, message_key, metadata_of
 from protean_celery.errors import (
     DecodeError,
     ForeignMessageError,
@@ -63,7 +65,7 @@ from protean_celery.intake import check_domain, check_size, check_type
 from protean_celery.protean_api import resolve_type
 from protean_celery.registry import HandlerKind
 from protean_celery.tasks.handle import Outcome, run_handler
-from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify
+from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify, deadline_passes
 from protean_celery.topology import Route
 
 if TYPE_CHECKING:
@@ -232,6 +234,10 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
             _park(runtime, route, payload, exc, attempts=retries + 1)
             raise
         delay = policy.delay(failure, retries)
+        if deadline_passes(message, delay, runtime.domain.clock.now()):  # acked as expired, as run_handler does
+            logger.warning("%s: %s failed and expires before a retry: %r", route.task_name, describe(message), exc)
+            runtime.inbox.mark(message_key(message), route.spec.path)
+            return Outcome.EXPIRED.value
         logger.warning(
             "%s: %s failed (attempt %d, %s error), retrying in %.2fs: %r",
             route.task_name, describe(message), retries + 1, failure.value, delay, exc,

@@ -31,6 +31,7 @@ INTERNALS = [
     ("protean.core.process_manager", "_resolve_correlation_value", ("event", "correlate_spec")),
     ("protean.utils.mixins", "HandlerMixin._handle", ("item",)),
     ("protean.testing", "_events_for_correlation", ("domain", "correlation_id")),
+    ("protean.utils.mixins", "_get_transient_retry_config", ("instance",)),
     ("protean.server.engine", "_extract_correlation_id", ("message",)),
     ("protean.server.engine", "_extract_source_message_id", ("message",)),
     ("protean.port.broker", "BaseBroker._ensure_group", ("group_name", "stream")),
