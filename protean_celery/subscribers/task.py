@@ -9,6 +9,8 @@ failure                       what happens
 payload is not JSON, is       dead-lettered at once (``DecodeError``, the raw
 empty, or is JSON but not an  entry kept), rejected without requeue
 object
+message above                 dead-lettered at once (``PayloadTooLarge``),
+``max_payload_bytes``         rejected without requeue
 transient infrastructure      Celery retry, exponential backoff from 1 s,
 error (connection, timeout,   up to ``transient_retries``
 database operational error)
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from celery.exceptions import Reject
 
 from protean_celery.errors import MessageError, ParkingFailed
+from protean_celery.intake import check_size
 from protean_celery.subscribers.bridge import Bridge
 from protean_celery.subscribers.delivery import describe_delivery, unwrap
 from protean_celery.subscribers.routes import SubscriberRoute
@@ -97,6 +100,7 @@ def deliver(task: Any, runtime: Runtime, route: SubscriberRoute, policy: RetryPo
         ``"handled"``, or ``"duplicate"`` when the inbox says the subscriber already handled it.
     """
     try:
+        check_size(envelope, runtime.settings.max_payload_bytes, route.task_name)
         delivery = unwrap(envelope)
     except MessageError as exc:
         _reject(runtime, route, envelope, exc)

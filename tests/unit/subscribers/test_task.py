@@ -53,3 +53,18 @@ def test_poison_is_dead_lettered_at_once_and_rejected_without_requeue(feed_app, 
     assert info.value.requeue is False
     [entry] = feed_app.runtime.dead_letters.list(task=TASK)
     assert entry.error.startswith("DecodeError:") and entry.payload == envelope and SEEN == []
+
+
+def test_a_message_above_max_payload_bytes_is_dead_lettered_at_once():
+    from protean_celery import ProteanCelery
+    from protean_celery.outbox.cursor import MemoryCursorStore
+    from tests.unit.subscribers.conftest import feed_domain
+
+    domain = feed_domain()
+    domain.init(traverse=False)
+    app = ProteanCelery(domain, config={"broker_url": "memory://"}, cursors=MemoryCursorStore(), max_payload_bytes=100)
+    SEEN.clear()
+    with pytest.raises(Reject):
+        app.tasks[TASK].run(wrap("default", STREAM, "1-0", {"ref": "x" * 200}))
+    [entry] = app.runtime.dead_letters.list(task=TASK)
+    assert entry.error.startswith("PayloadTooLarge:") and "max_payload_bytes = 100" in entry.error and SEEN == []
