@@ -46,7 +46,9 @@ def feed_app():
     SEEN.clear()
     PartnerFeed.errors.clear()
     app = ProteanCelery(domain, config={"broker_url": "memory://"}, cursors=MemoryCursorStore(), nudge=False)
+    _purge(app)
     yield app
+    _purge(app)
     with domain.domain_context():
         domain.brokers["default"]._data_reset()
         for name in domain.providers:
@@ -59,8 +61,20 @@ def sqlite_feed_app(tmp_path):
     SEEN.clear()
     PartnerFeed.errors.clear()
     bed = Testbed(feed_domain(), tmp_path, settings={"nudge": False})
-    yield bed.setup()
+    app = bed.setup()
+    _purge(app)
+    yield app
+    _purge(app)
     bed.teardown()
+
+
+def _purge(app: Any) -> None:
+    """Empty the subscriber queues: Kombu's memory transport keeps them for the whole test process."""
+    with app.connection_for_write() as conn:
+        for queue in app.subscribers.queues:
+            bound = queue.bind(conn.default_channel)
+            bound.declare()
+            bound.purge()
 
 
 def publish(app: Any, *payloads: Any) -> None:
