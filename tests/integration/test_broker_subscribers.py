@@ -1,6 +1,6 @@
 """Broker subscribers through real workers: a Redis Streams stream fed by another process, handled once each.
 
-``PartnerFeed`` (``tests/integration/feeds_app.py``) reads stream ``partner_orders``
+``PartnerFeed`` (``tests/integration/partners_app.py``) reads stream ``partner_orders``
 of a Protean ``redis`` broker. Another process publishes through Protean's own
 broker adapter; beat ticks the bridge; a worker runs the subscriber. The worker is
 killed with ``kill -9`` mid-run and started again: every message still ends in
@@ -26,20 +26,20 @@ from sqlalchemy import create_engine, text
 
 from protean_celery.deadletter import DeadLetter, DeadLetters
 from protean_celery.testing.processes import BeatProcess, WorkerProcess
-from tests.integration.feeds_app import MAX_RETRIES, STREAM
+from tests.integration.partners_app import MAX_RETRIES, STREAM
 from tests.integration.orders import ROOT
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-APP = "tests.integration.feeds_app"
-TASK = "protean.feeds.PartnerFeed"
+APP = "tests.integration.partners_app"
+TASK = "protean.partners.PartnerFeed"
 GROUP = f"{APP}.PartnerFeed"  # the consumer group: the subscriber's dotted path, as Protean's server names it
 MESSAGES = 300
 
 _PUBLISH = """
 import sys
-from tests.integration.feeds_app import STREAM, domain
+from tests.integration.partners_app import STREAM, domain
 
 with domain.domain_context():
     broker = domain.brokers["partners"]
@@ -79,7 +79,7 @@ def _publish(env: dict[str, str], refs: list[str]) -> None:
 
 def _receipts(env: dict[str, str]) -> dict[str, int]:
     """Receipts saved, by ref."""
-    engine = create_engine(f"sqlite:///{env['PROTEAN_CELERY_STATE']}/feeds.db")
+    engine = create_engine(f"sqlite:///{env['PROTEAN_CELERY_STATE']}/partners.db")
     try:
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT ref, count(*) FROM receipt GROUP BY ref")).all()

@@ -55,7 +55,7 @@ def record_attempt(ref: str) -> None:
 
 
 STATE.mkdir(parents=True, exist_ok=True)
-domain = Domain(name="feeds", root_path=str(Path(__file__).parent))
+domain = Domain(name="partners", root_path=str(Path(__file__).parent))
 domain.config["enable_outbox"] = True
 domain.config["server"]["default_subscription_type"] = "stream"
 domain.config["server"]["broker_subscription"] = {"max_retries": MAX_RETRIES, "retry_delay_seconds": RETRY_DELAY}
@@ -63,8 +63,8 @@ domain.config["brokers"] = {
     "default": {"provider": "inline"},
     "partners": {"provider": "redis", "URI": os.environ.get("PARTNER_REDIS_URL", "redis://127.0.0.1:6379/8")},
 }
-domain.config["databases"] = {"default": {"provider": "sqlite", "database_uri": f"sqlite:///{STATE}/feeds.db"}}
-domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"sqlite:///{STATE}/feeds.db"}
+domain.config["databases"] = {"default": {"provider": "sqlite", "database_uri": f"sqlite:///{STATE}/partners.db"}}
+domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"sqlite:///{STATE}/partners.db"}
 domain.config["custom"] = {"celery": {
     "state_database_uri": f"sqlite:///{STATE}/relay.db", "subscriber_reclaim_seconds": 2,
     "sweep_interval": 1, "redeliver_after": 5,
