@@ -39,11 +39,13 @@ def check(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"PROBLEM  {line}")
     for line in warnings(app):
         click.echo(f"WARNING  {line}")
-    routes = len(app.topology.routes)
+    routes = f"{len(app.topology.routes)} handler tasks"
+    if getattr(app, "subscribers", None) is not None and app.subscribers.routes:
+        routes += f", {len(app.subscribers.routes)} broker subscriber task(s)"
     if found:
-        click.echo(f"{len(found)} problem(s); {routes} handler tasks.")
+        click.echo(f"{len(found)} problem(s); {routes}.")
         sys.exit(1)
-    click.echo(f"OK: {routes} handler tasks, broker and databases reachable, guarantees in force.")
+    click.echo(f"OK: {routes}, broker and databases reachable, guarantees in force.")
 
 
 def unreachable(app: Any, timeout: float = 5.0) -> list[str]:
