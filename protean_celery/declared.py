@@ -42,10 +42,8 @@ def unhonoured(domain: Any) -> list[Unhonoured]:
     Args:
         domain: a Protean domain (registered elements and ``config``; initialising it is not needed).
     """
-    config = domain.config
     return [
-        *_broker_subscription(config),
-        *_external_brokers(config),
+        *_broker_subscription(domain.config),
         *_subscription_keys(domain),
     ]
 
@@ -67,15 +65,6 @@ def _broker_subscription(config: Any) -> Iterator[Unhonoured]:
         elif key not in _BROKER_SUBSCRIPTION_KEYS:
             reason = REASONS.get(key, "not a Protean broker subscription setting, and protean-celery does not read it")
             yield Unhonoured(f"[server.broker_subscription] {key}", f"not honoured by protean-celery: {reason}")
-
-
-def _external_brokers(config: Any) -> Iterator[Unhonoured]:
-    brokers = (config.get("outbox") or {}).get("external_brokers") or []
-    if brokers:
-        yield Unhonoured(
-            f"[outbox] external_brokers = {list(brokers)!r}",
-            "outbox rows for external brokers are not relayed by protean-celery yet",
-        )
 
 
 def _subscription_keys(domain: Any) -> Iterator[Unhonoured]:

@@ -128,8 +128,15 @@ def _parks_undecodable(consumer: Any) -> bool:
 
 
 def _domain_problems(domain: Any) -> list[str]:
+    from protean_celery.errors import ConfigurationError
+    from protean_celery.outbox.external import external_brokers
+
     config = domain.config
     found = []
+    try:
+        external_brokers(domain)  # the app refuses them at build; a later change to the config too
+    except ConfigurationError as exc:
+        found.append(str(exc))
     for name, conn in (config.get("databases") or {}).items():
         if name == "default" and conn.get("provider") == "memory":
             found.append(

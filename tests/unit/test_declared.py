@@ -44,13 +44,10 @@ def test_priority_lanes_are_honoured_so_not_named():
     assert _features(domain) == []
 
 
-def test_external_brokers_are_not_relayed_yet():
-    domain = build_domain(outbox={"external_brokers": ["analytics"]})
-    [item] = unhonoured(domain)
-    assert str(item) == (
-        "[outbox] external_brokers = ['analytics']: "
-        "outbox rows for external brokers are not relayed by protean-celery yet."
-    )
+def test_external_brokers_are_honoured_so_not_named():
+    domain = build_domain(outbox={"external_brokers": ["analytics"]},
+                          brokers={"default": {"provider": "inline"}, "analytics": {"provider": "inline"}})
+    assert unhonoured(domain) == []
 
 
 @pytest.mark.parametrize(
