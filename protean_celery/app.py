@@ -22,6 +22,8 @@ from protean_celery.outbox.cursor import CursorStore
 from protean_celery.runtime import Runtime
 from protean_celery.settings import load_settings
 from protean_celery.state import state_database
+from protean_celery.subscribers import Subscribers
+from protean_celery.subscriptions import refuse_unhonoured
 from protean_celery.tasks import register_tasks
 from protean_celery.topology import Topology
 
@@ -46,6 +48,8 @@ class ProteanCelery(Celery):
     Raises:
         ConfigurationError: the domain is not initialised or has no handlers, a
             setting is wrong, or no broker URL is configured.
+        SubscriptionSettingError: a per-handler subscription setting that has no
+            meaning under Celery (see :mod:`protean_celery.subscriptions`).
         TopologyError: handlers that cannot be mapped onto tasks and queues.
 
     Example::
@@ -63,12 +67,14 @@ class ProteanCelery(Celery):
         **overrides: Any,
     ) -> None:
         refuse_misplaced_celery_table(domain)
+        refuse_unhonoured(domain)  # per-handler subscription settings with no meaning here
         settings = load_settings(domain.config, overrides)
         super().__init__(f"protean.{domain.normalized_name}")
         self.domain = domain
         self.settings = settings
         self.runtime = Runtime(self, domain, settings, state_database(domain, settings, cursors))
-        self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain)))
+        self.subscribers = Subscribers(self, self.runtime)
+        self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain), self.subscribers))
         if config:
             self.conf.update(dict(config))
         register_tasks(self, self.runtime)
@@ -95,10 +101,13 @@ class ProteanCelery(Celery):
         return self.runtime.relay.run()
 
 
-def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]:
+def guarantee_defaults(
+    runtime: Runtime, providers: list[str], subscribers: Subscribers | None = None
+) -> dict[str, Any]:
     """The Celery settings protean-celery's guarantees rely on (lowest precedence).
 
     ``celery -A app protean check`` names each one a user setting weakens.
+    ``subscribers`` adds the broker subscribers' queues, routes and bridge ticks.
     """
     settings = runtime.settings
     topology = runtime.topology
@@ -130,6 +139,10 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
             deadline_interval=settings.deadline_interval,
         ),
     }
+    if subscribers is not None:
+        defaults["task_queues"] += list(subscribers.queues)
+        defaults["task_routes"].update(subscribers.task_routes())
+        defaults["beat_schedule"].update(subscribers.beat_entries())
     if broker:
         defaults["broker_url"] = broker
     return defaults

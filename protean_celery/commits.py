@@ -63,10 +63,20 @@ class Committed:
         categories: the stream categories appended to.
         rows: the outbox rows (Protean's database models) the commits wrote,
             so the relay publishes them by id, without claiming them first.
+        commands: the command rows appended and committed (``data``, ``metadata``,
+            ``position``; Protean's ``Message.deserialize`` reads them), recorded
+            only where commands commit with the Unit of Work (``Commits.capture``).
+        handled: ``(task name, message key)`` pairs already handled in this process
+            (:mod:`protean_celery.continuation`): the relay publishes no task for them.
+        retries: pairs whose in-process attempt failed, with the countdown of their
+            first retry: the relay publishes them as that retry.
     """
 
     categories: set[str] = field(default_factory=set)
     rows: list[Any] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    handled: set[tuple[str, str]] = field(default_factory=set)
+    retries: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.categories or self.rows)
@@ -74,6 +84,9 @@ class Committed:
     def merge(self, other: Committed) -> None:
         self.categories |= other.categories
         self.rows.extend(other.rows)
+        self.commands.extend(other.commands)
+        self.handled |= other.handled
+        self.retries.update(other.retries)
 
 
 class Commits:
@@ -96,8 +109,13 @@ class Commits:
         self._models = outbox_models
         self._in_background = background
         self._key = f"protean_celery_outbox_{id(self)}"
+        #: Command categories whose appends are recorded (set by the runtime where
+        #: commands commit with the Unit of Work's session: see ``Committed.commands``).
+        self.capture: frozenset[str] = frozenset()
         self._local = threading.local()
         self._background = _RelayThread(relay)
+        self._store = store
+        self._same_database: dict[int, bool] = {}
         self._wrap(store)
         _watchers.add(self)
         _install()
@@ -112,6 +130,10 @@ class Commits:
         """How many appends to ``category`` this thread made so far (a process manager's transitions)."""
         return int((getattr(self._local, "appends", None) or {}).get(category, 0))
 
+    def give_back(self, committed: Committed) -> None:
+        """Put back what :meth:`take` returned (and more), for the next :meth:`committed` to relay."""
+        self._pending().merge(committed)
+
     def _pending(self) -> Committed:
         committed = getattr(self._local, "committed", None)
         if committed is None:
@@ -123,6 +145,8 @@ class Commits:
         """Within the body the hooks relay nothing; the caller calls :meth:`committed` when done."""
         outer = getattr(self._local, "deferred", False)
         self._local.deferred = True
+        if not outer:
+            self._local.uncommitted = []  # left by a Unit of Work that never ended
         try:
             yield
         finally:
@@ -160,15 +184,38 @@ class Commits:
 
     def _session_ended(self, session: Session, committed: bool) -> None:
         rows = session.info.pop(self._key, None)
+        commands = getattr(self._local, "uncommitted", None)
+        if commands and not self._holds_commands(session):
+            commands = None  # another provider's session: the commands commit with the store's
+        elif commands:
+            self._local.uncommitted = []
         if not committed:
-            return  # rolled back: those rows never existed
+            return  # rolled back: those rows and commands never existed
         if rows:
             self._pending().rows.extend(rows)
+        if commands:
+            self._pending().commands.extend(commands)
         if getattr(self._local, "deferred", False) or getattr(self._local, "relaying", False):
             return
         done = self.take()
         if done:
             self._background.submit(done)
+
+    def _holds_commands(self, session: Session) -> bool:
+        """Whether ``session`` is on the event store's database (its commit commits the captured commands)."""
+        engine = getattr(self._store, "engine", None)
+        try:
+            bind = getattr(session.get_bind(), "engine", None)
+        except Exception:
+            return False
+        if engine is None or bind is None:
+            return False
+        known = self._same_database.get(id(bind))
+        if known is None:
+            from protean_celery.event_store.store import same_database
+
+            known = self._same_database[id(bind)] = same_database(bind, engine)
+        return known
 
     def _wrap(self, store: Any) -> None:
         write = store._write
@@ -183,7 +230,15 @@ class Commits:
             if counts is None:
                 counts = self._local.appends = {}
             counts[category] = counts.get(category, 0) + 1
-            if not _in_unit_of_work() and not getattr(self._local, "deferred", False):
+            in_uow = _in_unit_of_work()
+            if category in self.capture:
+                row = {"data": args[1] if len(args) > 1 else kwargs.get("data"), "position": position,
+                       "metadata": args[2] if len(args) > 2 else kwargs.get("metadata")}
+                if in_uow:  # durable once the Unit of Work's session commits
+                    self._local.__dict__.setdefault("uncommitted", []).append(row)
+                else:
+                    self._pending().commands.append(row)
+            if not in_uow and not getattr(self._local, "deferred", False):
                 self.committed()  # its own transaction: durable already
             return position
 

@@ -5,7 +5,7 @@ yet. Rather than ignore them, ``unhonoured(domain)`` names each one, so
 ``celery -A app protean check`` can refuse to print "guarantees in force"::
 
     for item in unhonoured(app.domain):
-        print(item)     # "Broker subscriber OrderFeed (broker 'default', stream 'orders'): …"
+        print(item)     # "[server.priority_lanes] enabled = true: …"
 
 It reads the registry and ``domain.config`` only: no I/O, no initialised domain needed.
 """
@@ -16,38 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Unhonoured", "unhonoured", "HONOURED_SUBSCRIPTION_KEYS"]
+from protean_celery.subscriptions import REASONS
 
-#: Keys of Protean's per-handler subscription settings that protean-celery reads.
-HONOURED_SUBSCRIPTION_KEYS = frozenset({"max_retries", "retry_delay_seconds"})
-
-#: Why a Protean subscription setting has no effect here, by key (others: "not read").
-_KEY_REASONS: dict[str, str] = {
-    "subscription_type": "each handler is a Celery task fed from the broker; Protean's subscription types "
-    "select Protean's own consumers, which do not run",
-    "profile": "only a profile's max_retries and retry_delay_seconds would apply; set those keys instead",
-    "stream_category": "a handler's queue is bound to the stream category of its Meta; set it there",
-    "messages_per_tick": "workers take one message at a time (prefetch 1); there are no ticks",
-    "tick_interval": "workers take one message at a time (prefetch 1); there are no ticks",
-    "blocking_timeout_ms": "workers consume from Celery queues, not by polling Protean's broker",
-    "position_update_interval": "positions are the broker's acknowledgements, not Protean subscription positions",
-    "origin_stream": "filtering by origin stream is not implemented yet",
-    "source_stream": "filtering by source stream is not implemented yet",
-    "retention_maxlen": "queues are Celery's; Protean's stream trimming does not apply",
-    "enable_dlq": "every handler dead-letters exhausted messages (protean dlq); it cannot be turned off",
-    "dlq_retention_hours": "dead letters stay until replayed or purged (protean dlq purge)",
-    "dlq_alert_threshold": "no dead-letter alerts yet; watch protean status",
-    "circuit_breaker_threshold": "no circuit breaker yet",
-    "circuit_breaker_reset_seconds": "no circuit breaker yet",
-}
-
-_HANDLER_KINDS = {
-    "command_handlers": "command handler",
-    "event_handlers": "event handler",
-    "projectors": "projector",
-    "process_managers": "process manager",
-}
-
+__all__ = ["Unhonoured", "unhonoured"]
 
 @dataclass(frozen=True)
 class Unhonoured:
@@ -71,93 +42,34 @@ def unhonoured(domain: Any) -> list[Unhonoured]:
     Args:
         domain: a Protean domain (registered elements and ``config``; initialising it is not needed).
     """
-    config = domain.config
     return [
-        *_subscribers(domain),
-        *_priority_lanes(config),
-        *_external_brokers(config),
-        *_sequential(domain),
+        *_broker_subscription(domain.config),
         *_subscription_keys(domain),
-        *_default_delivery(domain),
     ]
 
 
-def _records(domain: Any, kind: str) -> list[Any]:
-    return [record.cls for record in (getattr(domain.registry, kind, None) or {}).values()]
+#: What a broker subscriber reads of ``[server.broker_subscription]`` (its retries; dead-lettering stays on).
+_BROKER_SUBSCRIPTION_KEYS = frozenset({"max_retries", "retry_delay_seconds", "enable_dlq"})
 
 
-def _subscribers(domain: Any) -> Iterator[Unhonoured]:
-    for cls in _records(domain, "subscribers"):
-        meta = getattr(cls, "meta_", None)
-        yield Unhonoured(
-            f"Broker subscriber {cls.__name__} (broker {getattr(meta, 'broker', None)!r}, "
-            f"stream {getattr(meta, 'stream', None)!r})",
-            "no task consumes broker subscribers under protean-celery yet, so its messages are never handled",
-        )
-
-
-def _priority_lanes(config: Any) -> Iterator[Unhonoured]:
-    lanes = (config.get("server") or {}).get("priority_lanes") or {}
-    if lanes.get("enabled"):
-        yield Unhonoured(
-            "[server.priority_lanes] enabled = true",
-            "priority lanes are not honoured by protean-celery yet: every message shares its handler's queue "
-            "whatever its processing priority",
-        )
-
-
-def _external_brokers(config: Any) -> Iterator[Unhonoured]:
-    brokers = (config.get("outbox") or {}).get("external_brokers") or []
-    if brokers:
-        yield Unhonoured(
-            f"[outbox] external_brokers = {list(brokers)!r}",
-            "outbox rows for external brokers are not relayed by protean-celery yet",
-        )
-
-
-def _sequential(domain: Any) -> Iterator[Unhonoured]:
-    for kind, label in _HANDLER_KINDS.items():
-        for cls in _records(domain, kind):
-            key = getattr(getattr(cls, "meta_", None), "sequential_by", None)
-            if key:
-                yield Unhonoured(
-                    f"{label.capitalize()} {cls.__name__} sequential_by = {key!r}",
-                    "messages with one key are not handled in order one at a time by protean-celery yet",
-                )
+def _broker_subscription(config: Any) -> Iterator[Unhonoured]:
+    """Broker subscribers run as tasks (``protean_celery.subscribers``); only discarding is refused."""
+    table = (config.get("server") or {}).get("broker_subscription") or {}
+    for key, value in sorted(table.items()):
+        if key == "enable_dlq" and not value:
+            yield Unhonoured(
+                "[server.broker_subscription] enable_dlq = false",
+                "a broker subscriber's exhausted messages are always dead-lettered (protean dlq), never "
+                "discarded; remove the key, and purge the dead letters you do not want",
+            )
+        elif key not in _BROKER_SUBSCRIPTION_KEYS:
+            reason = REASONS.get(key, "not a Protean broker subscription setting, and protean-celery does not read it")
+            yield Unhonoured(f"[server.broker_subscription] {key}", f"not honoured by protean-celery: {reason}")
 
 
 def _subscription_keys(domain: Any) -> Iterator[Unhonoured]:
-    tables = (domain.config.get("server") or {}).get("subscriptions") or {}
-    for handler, table in sorted(tables.items()):
-        for key, value in (table or {}).items():
-            if _refused(key, value):
-                yield _key_refusal(f"[server.subscriptions.{handler}] {key}", key)
-    for kind in _HANDLER_KINDS:
-        for cls in _records(domain, kind):
-            own = getattr(getattr(cls, "meta_", None), "subscription_config", None) or {}
-            for key, value in own.items():
-                if _refused(key, value):
-                    yield _key_refusal(f"{cls.__name__}.Meta subscription_config {key!r}", key)
+    from protean_celery.subscriptions import refusals
 
+    for where, reason in refusals(domain):
+        yield Unhonoured(where, f"not honoured by protean-celery: {reason}")
 
-def _refused(key: str, value: Any) -> bool:
-    if key in HONOURED_SUBSCRIPTION_KEYS:
-        return False
-    return not (key == "enable_dlq" and value)  # dead-lettering is always on
-
-
-def _key_refusal(feature: str, key: str) -> Unhonoured:
-    reason = _KEY_REASONS.get(key, "protean-celery does not read this key")
-    return Unhonoured(
-        feature, f"not honoured by protean-celery ({reason}); only max_retries and retry_delay_seconds are read"
-    )
-
-
-def _default_delivery(domain: Any) -> Iterator[Unhonoured]:
-    config = domain.config
-    if config.get("event_processing") == "async" and not getattr(domain, "has_outbox", False):
-        yield Unhonoured(
-            'event_processing = "async" with the outbox off',
-            "Protean's default delivery (event store subscriptions) is not relayed by protean-celery: "
-            "no event reaches a handler; set enable_outbox = true",
-        )

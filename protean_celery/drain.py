@@ -5,8 +5,10 @@ transport) and by ``celery -A app protean drain`` (on the app's real broker and
 databases: Protean's ``protean server --test-mode``).
 
 A pass fires due deadlines (``protean_celery.deadlines``: by the domain's clock,
-so a test's fake clock decides what is due), relays outbox rows and commands, then takes each message of each queue
-of the app's topology (a handler task, a relay tick), runs the same task body a
+so a test's fake clock decides what is due), relays outbox rows, commands and, with the
+outbox off, events from the event store (``outbox/events.py``), and bridges the broker
+subscribers' streams; then it takes each message of each queue of the app's topology and
+of its subscribers (a handler task, a relay tick, a subscriber task), runs the same task body a
 worker runs (``Task.apply``: retries run at once, an exhausted message is
 dead-lettered as a worker would) and acknowledges it. A message taken but not
 acknowledged (this process dies mid-task) goes back to its queue as it would
@@ -62,7 +64,8 @@ class DrainReport:
         failures: messages a handler could not handle (each dead-lettered, or an unknown task).
         satisfied: it ended because nothing was pending (or ``until()`` held), not on a bound.
         pending: messages still queued, by queue.
-        unrelayed: outbox rows and commands still to publish.
+        unrelayed: outbox rows, commands and (with the outbox off) stored events still to publish.
+        unrouted: commands read from the event store that no handler of the app takes (skipped, logged).
         in_flight: messages still delivered and unacknowledged (held by a worker).
     """
 
@@ -74,6 +77,7 @@ class DrainReport:
     pending: dict[str, int] = field(default_factory=dict)
     unrelayed: int = 0
     in_flight: int = 0
+    unrouted: int = 0
 
 
 def run_pending(
@@ -106,7 +110,9 @@ def run_pending(
         report.cycles += 1
         app.runtime.commits.flush()  # what this process's relay thread holds counts as pending too
         fire_due(app.runtime)
-        report.relayed += app.runtime.relay.run().moved
+        relayed = app.runtime.relay.run()
+        report.relayed += relayed.moved + _bridge(app)
+        report.unrouted += relayed.unrouted
         ran = _consume(app, report, raise_errors)
         if until is not None and until():
             report.satisfied = True
@@ -128,7 +134,7 @@ def _consume(app: Any, report: DrainReport, raise_errors: bool) -> int:
     ran = 0
     with app.connection_for_read() as connection:
         channel = connection.default_channel
-        for queue in app.topology.queues:
+        for queue in (*app.topology.queues, *_subscriber_queues(app)):
             bound = queue.bind(channel)
             while (message := bound.get(no_ack=False, accept=["json"])) is not None:
                 ran += 1
@@ -140,6 +146,19 @@ def _consume(app: Any, report: DrainReport, raise_errors: bool) -> int:
                         raise DrainError(failure) from failure.error
                     report.failures.append(failure)
     return ran
+
+
+def _bridge(app: Any) -> int:
+    """Move what the broker subscribers' streams hold into their queues; how many messages."""
+    subscribers = getattr(app, "subscribers", None)
+    if subscribers is None:
+        return 0
+    return sum(subscribers.bridge.run(route.name).published for route in subscribers.routes)
+
+
+def _subscriber_queues(app: Any) -> tuple[Any, ...]:
+    subscribers = getattr(app, "subscribers", None)
+    return tuple(subscribers.queues) if subscribers is not None else ()
 
 
 def _run(app: Any, message: Any) -> HandlerFailure | None:

@@ -6,16 +6,20 @@
     ├── ConfigurationError(..., protean ConfigurationError, ValueError)
     │   │                                           bad [custom.celery], overrides, broker
     │   │                                           or database settings
-    │   └── TopologyError                           name collision, illegal routing key,
-    │                                               handler without a stream category
+    │   ├── TopologyError                           name collision, illegal routing key,
+    │   │                                           handler without a stream category
+    │   └── SubscriptionSettingError                a per-handler Protean setting with no
+    │                                               meaning under Celery
     ├── MessageError                                a message we cannot handle
     │   ├── DecodeError(MessageError, ValueError)   payload is not a Protean message (poison)
     │   │   └── PayloadTooLarge                     payload above [custom.celery] max_payload_bytes
     │   ├── ForeignMessageError(MessageError, ValueError)
     │   │                                           a message of another domain on this app's queue
-    │   └── UnknownHandlerError(MessageError, KeyError)
-    │                                               a task or message type this worker
-    │                                               does not know
+    │   ├── UnknownHandlerError(MessageError, KeyError)
+    │   │                                           a task or message type this worker
+    │   │                                           does not know
+    │   └── SequentialKeyMissing(MessageError, ValueError)
+    │                                               a sequential_by handler's message without its key
     ├── RelayError                                  publishing to the broker failed
     │   ├── MessageLost                             a relayed message vanished, republished in vain
     │   └── EagerCascadeLimit                       eager mode: a cascade ran too many tasks
@@ -47,11 +51,13 @@ __all__ = [
     "ProteanCeleryError",
     "ConfigurationError",
     "TopologyError",
+    "SubscriptionSettingError",
     "MessageError",
     "DecodeError",
     "PayloadTooLarge",
     "ForeignMessageError",
     "UnknownHandlerError",
+    "SequentialKeyMissing",
     "RelayError",
     "MessageLost",
     "EagerCascadeLimit",
@@ -100,6 +106,10 @@ class TopologyError(ConfigurationError):
     """The domain's handlers cannot be mapped onto tasks, queues and routing keys."""
 
 
+class SubscriptionSettingError(ConfigurationError):
+    """A per-handler subscription setting (``[server.subscriptions.<Handler>]``, ``Meta``) with no meaning here."""
+
+
 class MessageError(ProteanCeleryError):
     """A message that cannot be handled. It is never dropped silently."""
 
@@ -121,6 +131,10 @@ class UnknownHandlerError(MessageError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message
+
+
+class SequentialKeyMissing(MessageError, ValueError):
+    """A message for a ``sequential_by`` handler lacks the field that keys it: it cannot be ordered, so it is parked."""
 
 
 class RelayError(ProteanCeleryError):

@@ -118,7 +118,7 @@ def event_store(app: Any) -> Check:
 
 
 def tables(app: Any) -> Check:
-    """protean-celery's tables exist: the state database's (relay cursors, dead letters, ledger), inbox and deadlines."""
+    """protean-celery's tables exist: the state database's (cursors, dead letters, ledger), inbox and deadlines."""
     from sqlalchemy import inspect
 
     from protean_celery.deadlines.table import deadlines_table

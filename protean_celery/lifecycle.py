@@ -7,6 +7,8 @@
 * ``celeryd_init`` / ``beat_init``: stop at start when no broker is configured.
 * ``task_unknown`` / ``task_rejected``: dead-letter what the consumer turns away
   (see :mod:`protean_celery.worker.consumer`).
+* ``task_prerun`` / ``task_postrun``: Protean's trace events of handler tasks
+  (see :mod:`protean_celery.traces`).
 
 Protean's ``Engine`` is never run inside a worker: its shutdown closes the domain.
 """
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
 
+from protean_celery import traces
 from protean_celery.errors import ConfigurationError
 from protean_celery.worker import consumer
 
@@ -60,6 +63,7 @@ def connect(app: Celery, runtime: Runtime) -> None:
     signals.celeryd_init.connect(check_broker, weak=True)
     signals.beat_init.connect(check_broker, weak=True)
     consumer.connect(app, runtime)
+    traces.connect(app, runtime)
 
 
 def require_broker(celery: Celery) -> str:

@@ -40,9 +40,9 @@ HELP: dict[str, str] = {
         "Age of the oldest outbox row the relay still has to publish, since it was written (0 when none)."
     ),
     "protean_celery_relay_pending": (
-        "Outbox rows and commands the relay still has to publish (commands: up to 1000 per category)."
+        "Outbox rows, commands and (outbox off) events the relay still has to publish (up to 1000 per category)."
     ),
-    "protean_celery_commands_unrelayed": "Commands in the event store past the command-relay cursors.",
+    "protean_celery_commands_unrelayed": "Commands (outbox off: and events) in the event store past the relay cursors.",
     "protean_celery_dead_letters": "Dead letters per task.",
     "protean_celery_sweep_watched": "Relayed messages the redelivery sweep is still watching.",
     "protean_celery_inbox_markers": (
@@ -115,7 +115,7 @@ def broker_samples(app: Any, timeout: float) -> list[Sample]:
     if not reached.ok:
         raise Unhealthy(reached.detail)
     adapter = broker_for(app)
-    tasks = {route.queue.name: route.task_name for route in app.topology.routes}
+    tasks = app.topology.queue_tasks()
     names = [queue.name for queue in app.topology.queues]
     samples = []
     for queue, depth in adapter.depths(names).items():
@@ -151,7 +151,8 @@ def outbox_samples(app: Any) -> list[Sample]:
         )
     relay_pending = app.runtime.relay.pending()
     samples.append(Sample("protean_celery_relay_pending", float(relay_pending)))
-    # relay.pending() counts the same outbox rows, read a moment later: the rest are commands.
+    # relay.pending() counts the same outbox rows, read a moment later: the rest are commands
+    # (and, with the outbox off, events) in the event store.
     samples.append(Sample("protean_celery_commands_unrelayed", float(max(relay_pending - pending_rows, 0))))
     return samples
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from protean.core.process_manager import _resolve_correlation_value
 from protean.testing import _events_for_correlation
+from protean.utils.mixins import _get_transient_retry_config
 from protean.utils.outbox import _outbox_provider_names
 from protean.utils.query import Q
 
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 __all__ = [
+    "broker_correlation_id",
+    "broker_source_id",
     "correlation_value",
+    "ensure_consumer_group",
     "events_for_correlation",
     "handle_message",
     "handled_types",
@@ -45,9 +49,13 @@ __all__ = [
     "process_manager_methods",
     "provider_engine",
     "provider_engines",
+    "raw_stream_entry",
     "read_category",
+    "reclaim_stream_pending",
     "reset_client",
     "resolve_type",
+    "transient_retry_config",
+    "trace_listening",
 ]
 
 
@@ -140,6 +148,19 @@ def handled_types(handler_cls: Any) -> set[str]:
     return {str(key) for key in handler_cls._handlers.keys() if handler_cls._handlers.get(key)}
 
 
+def transient_retry_config(domain: Domain, handler_cls: Any) -> dict[str, Any]:
+    """Protean's transient-retry policy for ``handler_cls`` (``[server.transient_retry]`` under its ``Meta``).
+
+    Keys ``max_retries`` (0 when the policy is off), ``backoff``, ``base_delay_seconds``,
+    ``max_delay_seconds``, as Protean's ``@handle`` wrapper resolves them.
+
+    Raises:
+        protean.exceptions.ConfigurationError: an unknown ``backoff`` or exception name.
+    """
+    with domain.domain_context():
+        return dict(_get_transient_retry_config(handler_cls))
+
+
 def process_manager_methods(pm_cls: Any, message_type: str) -> Iterable[Callable[..., Any]]:
     """The methods of ``pm_cls`` that handle ``message_type`` (or any type)."""
     return pm_cls._handlers.get(message_type) or pm_cls._handlers.get("$any") or ()
@@ -172,3 +193,83 @@ def provider_engines(domain: Domain) -> dict[str, Engine]:
     """The SQLAlchemy engine of every SQL provider, by provider name."""
     found = {str(name): provider_engine(domain, name) for name in domain.providers}
     return {name: engine for name, engine in found.items() if engine is not None}
+
+
+# -- traces ------------------------------------------------------------------------
+
+
+def trace_listening(emitter: Any) -> bool:
+    """Whether Protean's ``TraceEmitter`` would write an event: it has Redis, and persists or has a subscriber.
+
+    The emitter's own short-circuit (``_ensure_initialized``, ``_persist``, ``_check_subscribers``,
+    the last cached for two seconds), asked before an event is built.
+    """
+    return bool(emitter._ensure_initialized() and (emitter._persist or emitter._check_subscribers()))
+# -- broker subscribers ------------------------------------------------------------
+
+
+def broker_correlation_id(payload: dict[str, Any]) -> str:
+    """The correlation id Protean's server gives a broker message (a new one when it carries none)."""
+    from protean.server.engine import _extract_correlation_id
+
+    return str(_extract_correlation_id(payload))
+
+
+def broker_source_id(payload: dict[str, Any]) -> str | None:
+    """The source event's id a broker message carries, which Protean's server prefers to the broker's id."""
+    from protean.server.engine import _extract_source_message_id
+
+    found = _extract_source_message_id(payload)
+    return str(found) if found else None
+
+
+def ensure_consumer_group(broker: Any, stream: str, group: str) -> None:
+    """Create ``group`` on ``stream`` unless it exists (the broker's ``_ensure_group``, as Protean's server calls it).
+
+    A group created before the stream's first entry still reads it: Protean's Redis
+    adapter starts new groups at the stream's beginning.
+    """
+    broker._ensure_group(group, stream)
+
+
+def reclaim_stream_pending(broker: Any, stream: str, group: str, idle_seconds: float, limit: int = 1000) -> int:
+    """Hand ``group``'s entries idle over ``idle_seconds`` to ``broker``'s own consumer; returns how many.
+
+    A reader that died between reading and acknowledging leaves its entries pending
+    under its consumer name, and Protean's ``read`` re-reads only its own consumer's
+    pending entries. ``XAUTOCLAIM`` moves them to this broker's consumer, whose next
+    ``read`` returns them. No-op (0) on a broker without a Redis client.
+    """
+    client = _redis_client(broker)
+    consumer = getattr(broker, "_consumer_name", None)
+    if client is None or consumer is None:
+        return 0
+    claimed, start = 0, "0-0"
+    while claimed < limit:
+        reply = client.xautoclaim(stream, group, consumer, min_idle_time=int(idle_seconds * 1000), start_id=start,
+                                  count=100)  # with justid, redis-py drops the cursor
+        start = reply[0]
+        claimed += len(reply[1])
+        if start in (b"0-0", "0-0"):
+            break
+    return claimed
+
+
+def raw_stream_entry(broker: Any, stream: str, message_id: str) -> dict[str, str] | None:
+    """The fields of one stream entry as stored, decoded leniently (None without a Redis client or entry)."""
+    client = _redis_client(broker)
+    if client is None:
+        return None
+    entries = client.xrange(stream, min=message_id, max=message_id, count=1)
+    if not entries:
+        return None
+    return {_text(key): _text(value) for key, value in entries[0][1].items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _redis_client(broker: Any) -> Any:
+    """The Redis client of Protean's ``redis`` broker (reconnected if closed); None for other brokers."""
+    return broker._client if hasattr(broker, "redis_instance") else None

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 from celery import Celery
 
 from protean_celery.commits import Commits, Committed
+from protean_celery.continuation import Continuation
 from protean_celery.eager import EagerCascade
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import DeadLetterError, PayloadTooLarge
 from protean_celery.event_store.store import SQLEventStore, shared_provider
 from protean_celery.flower import argsrepr
 from protean_celery.inbox import Inbox
+from protean_celery.lanes import read_lanes
 from protean_celery.outbox import Relay
 from protean_celery.protean_api import known_types, provider_engines, reset_client
 from protean_celery.redelivery import Sweep, Watch
@@ -64,6 +66,7 @@ class Runtime:
             read_handlers(domain),
             prefix=settings.queue_prefix,
             known_types=known_types(domain),
+            lanes=read_lanes(domain.config),
         )
         self.state = state
         self.cursors = state.cursors
@@ -76,15 +79,23 @@ class Runtime:
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.inbox = Inbox(domain)
         self.sweep = Sweep(self.relay, state, self.inbox)
+        # A real broker and no eager mode (read when used: the app's conf is completed later).
+        def real_broker() -> bool:
+            return not str(celery.conf.broker_url or "").startswith("memory") and not celery.conf.task_always_eager
+
         self.commits = Commits(
-            domain.event_store.store, self._relay_committed, self.relay.outbox_models(),
-            background=lambda: not str(celery.conf.broker_url or "").startswith("memory")
-            and not celery.conf.task_always_eager,
+            domain.event_store.store, self._relay_committed, self.relay.outbox_models(), background=real_broker,
         )
         # Eager mode: the relay applies tasks here; after each, the relay runs for what it committed.
         self.relay.cascade = EagerCascade(celery, lambda: (self.commits.take(), self.relay.run()))
         # Process-manager transitions that commit with the inbox marker need no stream read up front.
         self.transitions = self.commits.appends if _transitions_with_marker(domain, self.inbox) else None
+        if _store_shares_default(domain):  # commands commit with the Unit of Work: a task may continue with them
+            self.commits.capture = frozenset(self.topology.command_categories())
+        self.continuation = Continuation(self, lambda: celery.amqp.queues.consume_from.keys())
+        self._continues = lambda: settings.continuation_messages > 0 and settings.nudge and real_broker()
+        if settings.continuation_messages > 0 and self.commits.capture:
+            self.relay.markers = self.inbox.handled  # commands a continuing task handled are not published again
         tune_sqlite(domain)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
@@ -164,6 +175,13 @@ class Runtime:
         """
         self.commits.committed()
 
+    def handled(self) -> None:
+        """A handler task committed: go on with what it produced (:mod:`protean_celery.continuation`), or relay it."""
+        if self._continues():
+            self.continuation.run()
+        else:
+            self.nudge()
+
     def _relay_committed(self, committed: Committed) -> None:
         """Relay what was just committed; a failure only delays it to the next tick.
 
@@ -175,13 +193,16 @@ class Runtime:
             return
         touched = committed.categories
         commands = [c for c in self.topology.command_categories() if c in touched]
+        stored = [c for c in self.relay.event_categories() if c in touched]  # the outbox is off: events.py
         # Outbox rows the hooks could not see (a provider without database sessions) are claimed instead.
         events = not committed.rows and any(c not in self._quiet for c in touched)
         try:
             if committed.rows:
-                self.relay.publish_committed(committed.rows)
-            if commands or events:
-                self.relay.run(events=events, commands=commands, max_batches=1)
+                self.relay.publish_committed(committed.rows, committed)
+            if commands or events or stored:
+                self.relay.run(
+                    events=events, commands=commands, stored_events=stored, max_batches=1, done=committed
+                )
         except Exception as exc:  # beat's next tick relays it; never fail the committing caller
             logger.warning("relay right after a commit failed, the next beat tick will relay: %r", exc)
 
@@ -206,6 +227,11 @@ def _transitions_with_marker(domain: Domain, inbox: Inbox) -> bool:
     store = domain.event_store.store
     shared = isinstance(store, SQLEventStore) and shared_provider(domain, store.engine) == inbox.provider
     return inbox.enabled and shared
+
+
+def _store_shares_default(domain: Domain) -> bool:
+    store = domain.event_store.store
+    return isinstance(store, SQLEventStore) and shared_provider(domain, store.engine) == "default"
 
 
 def _transition_categories(domain: Domain) -> set[str]:

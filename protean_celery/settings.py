@@ -113,6 +113,13 @@ class CelerySettings:
             until none is due.
         deadline_attempts: tries to fire one deadline whose message cannot be built or
             processed before it is left as ``failed`` (``protean deadlines list``).
+        continuation_messages: a handler task goes on to handle, in its own process, up
+            to this many of the messages its commits produced for handlers this worker
+            consumes, before the relay publishes the rest (:mod:`protean_celery.continuation`);
+            ``0``: one task per handler invocation.
+        subscriber_reclaim_seconds: a broker subscriber's stream entry read but not acknowledged
+            for this long (its bridge died between publishing and acknowledging) is taken over
+            by the next bridge run.
         accept_unsigned: run task payloads without Protean's checksum
             (``metadata.envelope.checksum``) instead of dead-lettering them; for a
             migration from producers that do not sign, off by default.
@@ -142,6 +149,8 @@ class CelerySettings:
     deadline_batch_size: int = 200
     deadline_attempts: int = 5
     accept_unsigned: bool = False
+    continuation_messages: int = 32
+    subscriber_reclaim_seconds: float = 60.0
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.
@@ -288,6 +297,8 @@ def _validate_sweep(settings: CelerySettings) -> None:
         raise ConfigurationError("[custom.celery] redeliver_after must be at least 5 seconds.")
     if settings.redelivery_attempts < 1:
         raise ConfigurationError("[custom.celery] redelivery_attempts must be at least 1.")
+    if settings.subscriber_reclaim_seconds <= 0:
+        raise ConfigurationError("[custom.celery] subscriber_reclaim_seconds must be positive (seconds).")
     if not settings.redeliver_after / 3600 < settings.sweep_horizon_hours < settings.inbox_retention_hours:
         raise ConfigurationError(
             f"[custom.celery] sweep_horizon_hours ({settings.sweep_horizon_hours:g}) must exceed redeliver_after "

@@ -6,8 +6,10 @@ category the handler consumes, with the category verbatim as the binding key
 (``#`` for ``$all``). The relay publishes one task message per subscribed
 handler to that handler's exchange with ``routing_key = stream category``, so
 a message reaches exactly the handler it names, and ``protean topology`` shows
-which categories feed which handler. Nothing here opens a connection: Kombu
-entities are declarations until bound.
+which categories feed which handler. With Protean's priority lanes enabled each
+handler also gets a backfill queue and exchange, ``<task>.<suffix>``, bound the
+same way (see :mod:`protean_celery.lanes`). Nothing here opens a connection:
+Kombu entities are declarations until bound.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from kombu import Exchange, Queue, binding
 
 from protean_celery import naming
 from protean_celery.errors import TopologyError
+from protean_celery.lanes import Lanes
 from protean_celery.registry import HandlerKind, HandlerSpec
 
 __all__ = ["RELAY_TASKS", "Route", "Topology", "build_topology"]
@@ -30,12 +33,25 @@ RELAY_TASKS = ("outbox", "commands", "maintenance", "sweep", "deadlines")
 
 @dataclass(frozen=True)
 class Route:
-    """One handler task with its queue and exchange."""
+    """One handler task with its queue and exchange, and its backfill lane's when lanes are on."""
 
     spec: HandlerSpec
     task_name: str
     exchange: Exchange
     queue: Queue
+    backfill_exchange: Exchange | None = None
+    backfill_queue: Queue | None = None
+
+    @property
+    def queues(self) -> tuple[Queue, ...]:
+        """The handler's queues: its own, then its backfill lane's."""
+        return (self.queue,) if self.backfill_queue is None else (self.queue, self.backfill_queue)
+
+    def lane(self, backfill: bool) -> tuple[Exchange, Queue]:
+        """The exchange and queue a message goes to: the backfill lane's when ``backfill`` and lanes are on."""
+        if backfill and self.backfill_exchange is not None and self.backfill_queue is not None:
+            return self.backfill_exchange, self.backfill_queue
+        return self.exchange, self.queue
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class Topology:
         relay_tasks: the relay-queue task names (``outbox``, ``commands``, ``maintenance``, ``sweep``,
             ``deadlines``).
         known_types: every event and command type the domain registers.
+        lanes: Protean's priority lanes, when enabled.
     """
 
     domain: str
@@ -56,11 +73,17 @@ class Topology:
     relay_queue: Queue
     relay_tasks: dict[str, str]
     known_types: frozenset[str]
+    lanes: Lanes | None = None
 
     @property
     def queues(self) -> tuple[Queue, ...]:
-        """Every queue a worker consumes: handler queues, then the relay queue."""
-        return (*(route.queue for route in self.routes), self.relay_queue)
+        """Every queue a worker consumes: handler queues, the relay queue, then backfill queues."""
+        backfill = tuple(route.backfill_queue for route in self.routes if route.backfill_queue is not None)
+        return (*(route.queue for route in self.routes), self.relay_queue, *backfill)
+
+    def queue_tasks(self) -> dict[str, str]:
+        """Every handler queue's name (backfill lanes too) → its task name."""
+        return {queue.name: route.task_name for route in self.routes for queue in route.queues}
 
     def task_routes(self) -> dict[str, dict[str, str]]:
         """Celery's ``task_routes``: every task to its own queue."""
@@ -108,6 +131,7 @@ class Topology:
                     "exchange": route.exchange.name,
                     "exchange_type": route.exchange.type,
                     "queue": route.queue.name,
+                    "backfill_queue": route.backfill_queue.name if route.backfill_queue is not None else None,
                     "bindings": [naming.binding_key(category) for category in route.spec.categories],
                     "handles": sorted(route.spec.message_types),
                 }
@@ -124,6 +148,8 @@ class Topology:
             lines.append(f"task     {route.task_name}  [{spec.kind.value}] {spec.path}")
             lines.append(f"  exchange {route.exchange.name} ({route.exchange.type}, durable)")
             lines.append(f"  queue    {route.queue.name} (durable)")
+            if route.backfill_queue is not None and self.lanes is not None:
+                lines.append(f"  backfill {route.backfill_queue.name} (durable, priority below {self.lanes.threshold})")
             for category in spec.categories:  # the queue's bindings, in the handler's order
                 lines.append(f"  binding  {naming.binding_key(category)}")
             types = sorted(spec.message_types) or ["<any>"]
@@ -140,8 +166,9 @@ def build_topology(
     *,
     prefix: str = "protean",
     known_types: Iterable[str] = (),
+    lanes: Lanes | None = None,
 ) -> Topology:
-    """Build the topology of ``specs``.
+    """Build the topology of ``specs`` (with a backfill lane per handler when ``lanes`` is given).
 
     Raises:
         TopologyError: two handlers map to one task name, or a category cannot
@@ -157,14 +184,9 @@ def build_topology(
                 "classes (task names are protean.<domain>.<HandlerClass> so Flower shows each)."
             )
         owners[name] = spec.path
-        exchange = Exchange(name, type="topic", durable=True)
-        bindings = [binding(exchange, routing_key=naming.binding_key(cat)) for cat in spec.categories]
-        queue = Queue(name, routing_key=bindings[0].routing_key, bindings=bindings, durable=True)
-        # Kombu drops a queue's exchange when it has bindings, and Celery then gives it
-        # the default (relay) exchange, binding every handler queue there too. Set it back:
-        # declaring the first binding twice is a no-op.
-        queue.exchange = exchange
-        routes.append(Route(spec=spec, task_name=name, exchange=exchange, queue=queue))
+        exchange, queue = _handler_queue(name, spec)
+        backfill = _handler_queue(f"{name}.{lanes.suffix}", spec) if lanes is not None else (None, None)
+        routes.append(Route(spec, name, exchange, queue, *backfill))
     relay_name = naming.relay_queue_name(prefix, domain_name)
     relay_queue = Queue(relay_name, exchange=Exchange(relay_name, type="direct"), routing_key=relay_name, durable=True)
     relay_tasks = {what: naming.relay_task_name(prefix, domain_name, what) for what in RELAY_TASKS}
@@ -174,7 +196,20 @@ def build_topology(
         relay_queue=relay_queue,
         relay_tasks=relay_tasks,
         known_types=frozenset(known_types),
+        lanes=lanes,
     )
+
+
+def _handler_queue(name: str, spec: HandlerSpec) -> tuple[Exchange, Queue]:
+    """A topic exchange and a durable queue named ``name``, bound once per category of ``spec``."""
+    exchange = Exchange(name, type="topic", durable=True)
+    bindings = [binding(exchange, routing_key=naming.binding_key(cat)) for cat in spec.categories]
+    queue = Queue(name, routing_key=bindings[0].routing_key, bindings=bindings, durable=True)
+    # Kombu drops a queue's exchange when it has bindings, and Celery then gives it
+    # the default (relay) exchange, binding every handler queue there too. Set it back:
+    # declaring the first binding twice is a no-op.
+    queue.exchange = exchange
+    return exchange, queue
 
 
 def _task_name(prefix: str, domain_name: str, spec: HandlerSpec) -> str:

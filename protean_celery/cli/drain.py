@@ -58,6 +58,7 @@ def report_dict(report: Any) -> dict[str, Any]:
         "pending": report.pending,
         "unrelayed": report.unrelayed,
         "in_flight": report.in_flight,
+        "unrouted": report.unrouted,
     }
 
 
@@ -67,6 +68,8 @@ def _echo(report: Any) -> None:
         click.echo(f"FAILED     {failure}")
     if report.failures:
         click.echo("           failed messages are dead letters: celery -A app protean dlq list")
+    if report.unrouted:
+        click.echo(f"WARNING    {report.unrouted} command(s) read that no handler of this app takes: skipped")
     if not report.satisfied:
         click.echo(f"TIMEOUT    still pending: unrelayed {report.unrelayed}, in flight {report.in_flight}, "
                    f"queued {report.pending or 'nothing'}")

@@ -43,7 +43,7 @@ from protean_celery.event_store.schema import category_of, events, metadata
 from protean_celery.protean_api import provider_engines
 from protean_celery.sql import make_engine, safe_url
 
-__all__ = ["SQLEventStore", "ALL"]
+__all__ = ["SQLEventStore", "ALL", "same_database", "shared_provider"]
 
 #: Protean's name for "every stream".
 ALL = "$all"
@@ -310,6 +310,11 @@ def shared_provider(domain: Any, engine: Engine) -> str | None:
         if isinstance(other, Engine) and _database_identity(other.url) == mine:
             return name
     return None
+
+
+def same_database(first: Engine, second: Engine) -> bool:
+    """Whether two engines reach the same database (the same file, or host, port, name and user)."""
+    return _database_identity(first.url) == _database_identity(second.url)
 
 
 def _database_identity(url: Any) -> tuple[Any, ...]:

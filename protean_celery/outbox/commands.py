@@ -6,17 +6,22 @@ relay holds locked from reading to publishing to moving it (see ``cursor.py``), 
 two relays never publish the same commands. A command that cannot be decoded, or
 whose payload is above ``max_payload_bytes``, is dead-lettered under the relay's
 commands task and the cursor moves on.
+
+The per-category loop (``_category_batch``) also serves the event store relay of
+``events.py`` (Protean's default delivery, with the outbox off), under cursors of its own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from protean.utils.eventing import Message
 
-from protean_celery.envelope import metadata_of
+from protean_celery.commits import Committed
+from protean_celery.envelope import message_key, metadata_of
 from protean_celery.errors import PayloadTooLarge
 from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import command_message, command_rows
@@ -35,36 +40,93 @@ class CommandRelay:
     settings: Any
     cursors: Any
     dead_letters: Any
+    #: Which ``(message key, handler path)`` pairs have an inbox marker (set where tasks
+    #: continue in-process: a command one of them handled is not published again).
+    markers: Callable[[Iterable[tuple[str, str]]], set[tuple[str, str]]] | None = None
 
-    def publish(self, message: Message, category: str, producer: Any) -> int:  # pragma: no cover - Relay's
+    def publish(  # pragma: no cover - Relay's
+        self, message: Message, category: str, producer: Any, done: Committed | None = None
+    ) -> int:
         raise NotImplementedError
 
-    def _command_batch(self, report: RelayReport, categories: list[str] | None, assume_new: bool = False) -> None:
-        store = self.domain.event_store.store
+    def _command_batch(
+        self, report: RelayReport, categories: list[str] | None, assume_new: bool = False,
+        done: Committed | None = None,
+    ) -> None:
         for category in categories if categories is not None else self.topology.command_categories():
-            name = command_cursor_name(category)
-            if not assume_new and not command_rows(store, category, self.cursors.position(name), 1):
-                continue  # nothing new: skip the locked round trip
+            cursor = command_cursor_name(category)
+            report.commands += self._category_batch(category, cursor, report, assume_new, commands=True, done=done)
 
-            def step(position: int, category: str = category) -> int:
-                rows = command_rows(store, category, position, self.settings.relay_batch_size)
-                if not rows:
-                    return position
-                with self.celery.producer_or_acquire() as producer:
-                    for row in rows:
-                        message = self._command(row, category, report)
-                        domain_meta = metadata_of(message).domain if message is not None else None
-                        if message is None or (domain_meta is not None and not domain_meta.asynchronous):
-                            continue
-                        try:
-                            report.tasks += self.publish(message, category, producer)
-                        except PayloadTooLarge as exc:  # no retry makes it smaller
-                            self._park_command(row, category, exc, report)
-                            continue
-                        report.commands += 1
-                return int(rows[-1]["global_position"])
+    def _category_batch(
+        self, category: str, cursor: str, report: RelayReport, assume_new: bool = False, commands: bool = False,
+        done: Committed | None = None,
+    ) -> int:
+        """Publish one batch of the event store rows of ``category`` past ``cursor``; return how many went out.
 
-            self.cursors.advance(name, step)
+        Shared by commands and, with the outbox off, events (``events.py``). ``done``: what
+        this process handled itself (see ``Relay.publish``); rows a continuing task handled
+        (their markers) are skipped too. Rows
+        written synchronously (``asynchronous`` false) were handled already and are skipped.
+        A command no handler takes is counted in ``report.unrouted`` and logged (an
+        event no handler takes is normal: handlers pick the types they want).
+        """
+        store = self.domain.event_store.store
+        if not assume_new and not command_rows(store, category, self.cursors.position(cursor), 1):
+            return 0  # nothing new: skip the locked round trip
+        relayed = 0
+
+        def step(position: int) -> int:
+            nonlocal relayed
+            rows = command_rows(store, category, position, self.settings.relay_batch_size)
+            if not rows:
+                return position
+            decoded = [(row, self._command(row, category, report)) for row in rows]
+            known = self._handled_here(category, [message for _, message in decoded if message is not None], done)
+            with self.celery.producer_or_acquire() as producer:
+                for row, message in decoded:
+                    domain_meta = metadata_of(message).domain if message is not None else None
+                    if message is None or (domain_meta is not None and not domain_meta.asynchronous):
+                        continue
+                    try:
+                        sent = self.publish(message, category, producer, known)
+                    except PayloadTooLarge as exc:  # no retry makes it smaller
+                        self._park_command(row, category, exc, report)
+                        continue
+                    report.tasks += sent
+                    relayed += 1
+                    if commands and not sent and not self.topology.targets(category, _type(message)):
+                        report.unrouted += 1
+                        logger.warning(
+                            "relay: no handler of this app takes %s from %r; register its command handler",
+                            metadata_of(message).headers.type, category,
+                        )
+            return int(rows[-1]["global_position"])
+
+        self.cursors.advance(cursor, step)
+        return relayed
+
+    def _waiting(self, category: str, cursor: str, limit: int = 1000) -> int:
+        """How many event store rows of ``category`` lie past ``cursor`` (at most ``limit``; for drains)."""
+        position = self.cursors.position(cursor)
+        return len(command_rows(self.domain.event_store.store, category, position, limit))
+
+    def _handled_here(self, category: str, messages: list[Message], done: Committed | None) -> Committed | None:
+        """``done`` plus the (task, key) pairs of ``messages`` a continuing task already handled (their markers)."""
+        if self.markers is None or not messages:
+            return done
+        paths: dict[tuple[str, str], str] = {}
+        for message in messages:
+            key = message_key(message)
+            for route in self.topology.targets(category, _type(message)):
+                paths[(key, route.spec.path)] = route.task_name
+        found = self.markers(list(paths))
+        if not found:
+            return done
+        known = Committed(handled={(paths[pair], pair[0]) for pair in found})
+        if done is not None:
+            known.handled |= done.handled
+            known.retries = done.retries
+        return known
 
     def _command(self, row: dict[str, Any], category: str, report: RelayReport) -> Message | None:
         try:
@@ -74,13 +136,13 @@ class CommandRelay:
             return None
 
     def _park_command(self, row: dict[str, Any], category: str, error: Exception, report: RelayReport) -> None:
-        """Dead-letter a command the relay cannot publish, so the cursor can move past it.
+        """Dead-letter an event store row the relay cannot publish, so the cursor can move past it.
 
         Raises:
             Exception: the dead-letter store failed; the cursor stays, the batch is retried.
         """
         report.failed += 1
-        where = f"command at global position {row.get('global_position')} of {category}"
+        where = f"message at global position {row.get('global_position')} of {category}"
         payload = json.loads(json.dumps(row, default=str))  # event store rows may hold datetimes
         try:
             entry = self.dead_letters.park(self.topology.relay_tasks["commands"], payload, error)
@@ -93,3 +155,7 @@ class CommandRelay:
 def command_cursor_name(category: str) -> str:
     """The name of the command relay's cursor for ``category``."""
     return f"commands:{category}"
+
+
+def _type(message: Message) -> str:
+    return str(metadata_of(message).headers.type)

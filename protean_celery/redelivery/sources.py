@@ -6,7 +6,9 @@ Two sources, each read past a position the sweep keeps in the relay's cursor tab
   (the position is epoch microseconds);
 * **commands** of one category from the event store, by global position, up to
   the command relay's own cursor (what it has not relayed yet is not lost), for
-  asynchronous commands the relay would publish (not above ``max_payload_bytes``).
+  asynchronous commands the relay would publish (not above ``max_payload_bytes``);
+  with the outbox off, **events** of one category likewise, up to the event store
+  relay's cursor (``outbox/events.py``).
 
 Only messages relayed at least ``redeliver_after`` seconds ago and within
 ``sweep_horizon_hours`` are returned, one :class:`Watch` per handler task the
@@ -70,12 +72,13 @@ def read_outbox(
 
 def read_commands(
     domain: Any, topology: Topology, settings: CelerySettings, cursors: Any, category: str, position: int,
-    now: datetime,
+    now: datetime, relay_cursor: str | None = None,
 ) -> Batch:
-    """Commands of ``category`` past ``position``, up to the command relay's cursor and the cutoff."""
+    """Commands of ``category`` past ``position``, up to the relay's cursor (``relay_cursor``, the command
+    relay's by default; the event store relay's for events) and the cutoff."""
     cutoff = now - timedelta(seconds=settings.redeliver_after)
     floor = now - timedelta(hours=settings.sweep_horizon_hours)
-    relayed_to = cursors.position(command_cursor_name(category))
+    relayed_to = cursors.position(relay_cursor or command_cursor_name(category))
     rows = command_rows(domain.event_store.store, category, position, SCAN_BATCH)
     items: list[Watch] = []
     read = 0

@@ -45,6 +45,7 @@ from protean_celery.errors import MessageLost
 from protean_celery.inbox import Inbox
 from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
+from protean_celery.outbox.events import event_cursor_name
 from protean_celery.outbox.relay import Relay
 from protean_celery.redelivery.ledger import Ledger, Watch
 from protean_celery.redelivery.sources import Batch, read_commands, read_outbox
@@ -161,13 +162,18 @@ class Sweep:
             sources[f"sweep:outbox:{provider}"] = partial(self._read_outbox, provider, now)
         for category in self.topology.command_categories():
             sources[f"sweep:commands:{category}"] = partial(self._read_commands, category, now)
+        for category in self.relay.event_categories():  # the outbox is off: events from the event store
+            cursor = event_cursor_name(category)
+            sources[f"sweep:events:{category}"] = partial(self._read_commands, category, now, relay_cursor=cursor)
         return sources
 
     def _read_outbox(self, provider: str, now: datetime, mark: int) -> Batch:
         return read_outbox(self.domain, self.topology, self.settings, provider, mark, now)
 
-    def _read_commands(self, category: str, now: datetime, position: int) -> Batch:
-        return read_commands(self.domain, self.topology, self.settings, self.cursors, category, position, now)
+    def _read_commands(self, category: str, now: datetime, position: int, relay_cursor: str | None = None) -> Batch:
+        return read_commands(
+            self.domain, self.topology, self.settings, self.cursors, category, position, now, relay_cursor
+        )
 
     # -- settling ------------------------------------------------------------------
 
@@ -183,10 +189,11 @@ class Sweep:
         self._forget_settled(_without(known, open_items), report)
         if not open_items:
             return
-        queues = {item.task: self.topology.route(item.task).queue.name for item in open_items}
+        queues = {item.task: [q.name for q in self.topology.route(item.task).queues] for item in open_items}
         wanted: dict[str, set[str]] = {}
         for item in open_items:
-            wanted.setdefault(queues[item.task], set()).add(task_id(item.task, item.key))
+            for queue in queues[item.task]:  # the handler's queue and, with priority lanes, its backfill queue
+                wanted.setdefault(queue, set()).add(task_id(item.task, item.key))
         sighting = broker_for(self.celery).locate(wanted)
         # A copy may have been handled while the broker was searched: ask the database again.
         still_open = self._unsettled(open_items)
@@ -195,7 +202,7 @@ class Sweep:
         to_watch: list[Watch] = []
         horizon = now - timedelta(hours=self.settings.sweep_horizon_hours)
         for item in still_open:
-            if not sighting.present(queues[item.task], task_id(item.task, item.key)):
+            if not any(sighting.present(queue, task_id(item.task, item.key)) for queue in queues[item.task]):
                 lost.append(item)
             elif (item.task, item.key) not in from_ledger:
                 to_watch.append(item)

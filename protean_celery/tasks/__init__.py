@@ -19,6 +19,11 @@ register or upcast, command   rejected without requeue
 type with no handler, or
 data Protean cannot rebuild
 (DeserializationError)
+command whose deadline        acked as expired (inbox marker), not retried
+passes before its next retry
+message without the           dead-lettered at once
+``sequential_by`` key of its  (``SequentialKeyMissing``), rejected without
+handler                       requeue
 ``ExpectedVersionError``      retried in-process (``version_retries``) with
                               fresh state, then by Celery, quickly
                               (``transient_retries``)
@@ -37,8 +42,9 @@ unknown task name, content Celery refuses) are dead-lettered by the worker's
 consumer instead: see :mod:`protean_celery.worker.consumer`.
 
 ``handle_error`` is called on every failed attempt, as Protean calls it. Every
-delay is jittered ±25%. After a handler commits, the task nudges the relay so
-the messages it produced leave at once instead of at the next beat tick.
+delay is jittered ±25%. After a handler commits, the task goes on with the
+messages it produced for handlers this worker consumes, then hands the rest to
+the relay at once (:mod:`protean_celery.continuation`), not at the next beat tick.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from celery.exceptions import Reject
 from protean.exceptions import DeserializationError
 
-from protean_celery.envelope import decode, describe, metadata_of
+from protean_celery.envelope import decode, describe, message_key, metadata_of
 from protean_celery.errors import (
     DecodeError,
     ForeignMessageError,
@@ -61,10 +67,11 @@ from protean_celery.errors import (
 )
 from protean_celery.intake import check_domain, check_size, check_type
 from protean_celery.protean_api import resolve_type
-from protean_celery.registry import HandlerKind
-from protean_celery.tasks.handle import Outcome, run_handler
-from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify
+from protean_celery.sequential import sequential_key
+from protean_celery.tasks.handle import Outcome, run_handler, serial_key
+from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify, deadline_passes
 from protean_celery.topology import Route
+from protean_celery.traces.events import dead_lettered
 
 if TYPE_CHECKING:
     from protean_celery.runtime import Runtime
@@ -162,21 +169,7 @@ def _park(runtime: Runtime, route: Route, payload: Any, error: BaseException, at
         )
         raise ParkingFailed(f"The dead-letter store is unavailable ({exc!r}) while parking: {error}") from exc
     logger.warning("%s: message dead-lettered as %s", route.task_name, entry)
-
-
-def _serial_key(route: Route, message: Any) -> str | None:
-    """Projectors and process managers handle one message per (handler, correlation) at a time.
-
-    Two prefork children may handle two events of one order at once. A process
-    manager catches that through its stream's expected version, but a projector's
-    read-modify-write of one projection row would lose an update (projections
-    carry no version): seen on PostgreSQL and SQLite in the saga runs. The inbox
-    holds this key's lock for the handler's whole Unit of Work.
-    """
-    if route.spec.kind not in (HandlerKind.PROJECTOR, HandlerKind.PROCESS_MANAGER):
-        return None
-    correlation = getattr(message.metadata.domain, "correlation_id", None)
-    return f"{route.spec.path}|{correlation}" if correlation else None
+    dead_lettered(runtime.domain, route.task_name, payload, error, attempts, entry, route)
 
 
 def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
@@ -186,6 +179,7 @@ def _admit(runtime: Runtime, route: Route, payload: Any) -> Any:
     domain = runtime.domain
     check_domain(message, route.spec, domain.normalized_name, domain.camel_case_name, runtime.topology.known_types)
     check_type(message, route.spec, lambda name: resolve_type(domain, name))
+    sequential_key(route.spec, message)  # a sequential_by handler's message without its key: parked at once
     return message
 
 
@@ -217,7 +211,7 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
         with runtime.commits.deferred():
             outcome = run_handler(
                 runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox,
-                lock=_serial_key(route, message), transitions=runtime.transitions,
+                lock=serial_key(route, message), transitions=runtime.transitions,
             )
     except (UnknownHandlerError, DeserializationError) as exc:
         # No retry can fix a type nobody handles or data Protean cannot rebuild.
@@ -236,11 +230,15 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
             _park(runtime, route, payload, exc, attempts=retries + 1)
             raise
         delay = policy.delay(failure, retries)
+        if deadline_passes(message, delay, runtime.domain.clock.now()):  # acked as expired, as run_handler does
+            logger.warning("%s: %s failed and expires before a retry: %r", route.task_name, describe(message), exc)
+            runtime.inbox.mark(message_key(message), route.spec.path)
+            return Outcome.EXPIRED.value
         logger.warning(
             "%s: %s failed (attempt %d, %s error), retrying in %.2fs: %r",
             route.task_name, describe(message), retries + 1, failure.value, delay, exc,
         )
         raise task.retry(exc=_portable(exc), countdown=delay, max_retries=budget) from exc
     if outcome is Outcome.HANDLED:
-        runtime.nudge()
+        runtime.handled()
     return outcome.value

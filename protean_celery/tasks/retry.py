@@ -6,14 +6,27 @@ failure                       examples                                       ret
 ``CONFLICT``                  ``ExpectedVersionError`` left after the        ``transient_retries``, quick:
                               in-process ``version_retries``                 50 ms doubling, capped at 5 s
 ``TRANSIENT``                 connection refused or lost, timeouts,          ``transient_retries`` (10),
-                              database operational errors (``database is     1 s doubling, capped at 300 s
-                              locked``, server restarting), broker errors
+                              database operational errors (``database is     1 s doubling, capped at 300 s;
+                              locked``, server restarting), broker errors    with Protean's transient retry
+                                                                             on, its pace and budget (below)
 ``HANDLER``                   anything else the handler raised               the handler's ``max_retries``,
                                                                              ``retry_delay_seconds`` doubling,
                                                                              capped at 300 s
 ============================  =============================================  ==============================
 
 Every delay gets ±25% jitter so a crowd of failed tasks does not retry in step.
+A command whose deadline (``headers.deadline``) passes before its next retry is
+not retried: the task acks it as expired, as it acks a command that arrives
+expired, and as Protean's own retry loop stops at the deadline.
+
+**Protean's transient retry.** When ``[server.transient_retry] enabled = true``
+(or the handler's ``retries`` option is set), Protean's ``@handle`` wrapper
+retries transient errors in-process first, as under ``protean server``; what
+still fails is retried by Celery at the same pace: ``backoff`` (exponential,
+linear or fixed) from ``base_delay_seconds``, capped at ``max_delay_seconds``,
+up to ``max_retries`` times, unless ``transient_retries`` is set under
+``[custom.celery]``. With Protean's transient retry off, the 1 s / 300 s / 10
+defaults above hold: Celery still rides out a broker or database restart.
 Errors are classified through their whole chain (``__cause__``, ``__context__``,
 Protean's ``original_exception`` and exception groups): Protean wraps a failed
 commit in ``TransactionError``, the cause decides.
@@ -36,16 +49,21 @@ import functools
 import random
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from protean.exceptions import ExpectedVersionError
 
+from protean_celery.protean_api import transient_retry_config
 from protean_celery.registry import HandlerSpec
 from protean_celery.settings import BASE_HANDLER_OPTIONS, CelerySettings, HandlerOptions, merge_options
 
-__all__ = ["Failure", "RetryPolicies", "RetryPolicy", "MAX_RETRY_DELAY", "classify", "resolve_policy"]
+__all__ = [
+    "Failure", "MAX_RETRY_DELAY", "Pace", "RetryPolicies", "RetryPolicy", "classify", "deadline_passes",
+    "resolve_policy",
+]
 
 #: Longest wait between two retries of a handler task, in seconds.
 MAX_RETRY_DELAY = 300.0
@@ -53,6 +71,36 @@ MAX_RETRY_DELAY = 300.0
 TRANSIENT_BASE_DELAY = 1.0
 #: First and longest retry delay of a version conflict, in seconds.
 CONFLICT_BASE_DELAY, CONFLICT_MAX_DELAY = 0.05, 5.0
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How soon retries come, before jitter.
+
+    Attributes:
+        base: the first delay, in seconds.
+        cap: the longest delay, in seconds.
+        backoff: how delays grow, by Protean's names: ``exponential`` (doubling),
+            ``linear`` (base, 2×base, 3×base …) or ``fixed``.
+    """
+
+    base: float
+    cap: float
+    backoff: str = "exponential"
+
+    def delay(self, retries: int) -> float:
+        """Seconds before retry number ``retries + 1``."""
+        if self.backoff == "fixed":
+            value = self.base
+        elif self.backoff == "linear":
+            value = self.base * (retries + 1)
+        else:
+            value = self.base * 2 ** min(retries, 32)
+        return float(min(value, self.cap))
+
+
+#: The pace of transient retries when Protean's transient retry is off.
+TRANSIENT_PACE = Pace(TRANSIENT_BASE_DELAY, MAX_RETRY_DELAY)
 
 
 class Failure(StrEnum):
@@ -72,12 +120,14 @@ class RetryPolicy:
         retry_delay_seconds: first delay of a handler-error retry.
         version_retries: in-process retries of ``ExpectedVersionError`` (no Celery retry).
         transient_retries: retries of a transient or conflict failure.
+        transient_pace: how soon transient failures are retried.
     """
 
     max_retries: int
     retry_delay_seconds: float
     version_retries: int
     transient_retries: int
+    transient_pace: Pace = field(default=TRANSIENT_PACE)
 
     def budget(self, failure: Failure) -> int:
         """Celery retries allowed for ``failure``."""
@@ -86,12 +136,23 @@ class RetryPolicy:
     def delay(self, failure: Failure, retries: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number ``retries + 1`` of ``failure``, jittered ±25%."""
         if failure is Failure.CONFLICT:
-            base, cap = CONFLICT_BASE_DELAY, CONFLICT_MAX_DELAY
+            pace = Pace(CONFLICT_BASE_DELAY, CONFLICT_MAX_DELAY)
         elif failure is Failure.TRANSIENT:
-            base, cap = TRANSIENT_BASE_DELAY, MAX_RETRY_DELAY
+            pace = self.transient_pace
         else:
-            base, cap = self.retry_delay_seconds, MAX_RETRY_DELAY
-        return float(min(base * 2 ** min(retries, 32), cap) * (0.75 + rand() / 2))
+            pace = Pace(self.retry_delay_seconds, MAX_RETRY_DELAY)
+        return pace.delay(retries) * (0.75 + rand() / 2)
+
+
+def deadline_passes(message: Any, delay: float, now: datetime) -> bool:
+    """Whether ``message`` is a command whose deadline passes before a retry ``delay`` seconds after ``now``.
+
+    Events and commands without a deadline never expire.
+    """
+    headers = getattr(getattr(message, "metadata", None), "headers", None)
+    if headers is None or getattr(headers, "deadline", None) is None:
+        return False
+    return bool(headers.is_expired(now + timedelta(seconds=delay)))
 
 
 @functools.cache
@@ -170,16 +231,24 @@ def resolve_policy(domain: Any, settings: CelerySettings, handler_cls: Any, *nam
     )
     specific = _protean_handler_keys(domain, handler_cls)
     protean_specific = HandlerOptions(**{key: getattr(protean, key) for key in specific})
-    chosen = merge_options(*own, protean_specific, settings.handler_defaults, protean, BASE_HANDLER_OPTIONS)
-    return _policy(chosen)
+    transient = transient_retry_config(domain, handler_cls)
+    pace, budget = TRANSIENT_PACE, HandlerOptions()
+    if int(transient["max_retries"]) > 0:  # Protean's transient retry is on for this handler
+        pace = Pace(
+            float(transient["base_delay_seconds"]), float(transient["max_delay_seconds"]), str(transient["backoff"])
+        )
+        budget = HandlerOptions(transient_retries=int(transient["max_retries"]))
+    chosen = merge_options(*own, protean_specific, settings.handler_defaults, budget, protean, BASE_HANDLER_OPTIONS)
+    return _policy(chosen, pace)
 
 
-def _policy(options: HandlerOptions) -> RetryPolicy:
+def _policy(options: HandlerOptions, pace: Pace = TRANSIENT_PACE) -> RetryPolicy:
     return RetryPolicy(
         max_retries=int(options.max_retries or 0),
         retry_delay_seconds=float(options.retry_delay_seconds or 0.0),
         version_retries=int(options.version_retries or 0),
         transient_retries=int(options.transient_retries or 0),
+        transient_pace=pace,
     )
 
 

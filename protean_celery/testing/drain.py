@@ -32,7 +32,8 @@ def drain(
     """Run every pending message of ``app`` to the end (:func:`protean_celery.drain.run_pending`, same options).
 
     ``app`` must be on ``memory://``. A drain that stops on ``timeout`` or
-    ``max_cycles`` warns with what is still pending.
+    ``max_cycles`` warns with what is still pending; one that read commands no
+    handler of the app takes warns with how many.
 
     Raises:
         DrainError: a handler failed and ``raise_errors`` is true.
@@ -44,7 +45,14 @@ def drain(
         bound = "until() never held" if until is not None and report.cycles < max_cycles else "a bound ran out"
         warnings.warn(
             f"drain stopped after {report.cycles} cycles ({bound}); still queued: {report.pending or 'nothing'}; "
-            f"outbox rows and commands not yet relayed: {report.unrelayed}",
+            f"outbox rows, commands and stored events not yet relayed: {report.unrelayed}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if report.unrouted:
+        warnings.warn(
+            f"drain read {report.unrouted} command(s) that no handler of this app takes; they were skipped: "
+            "register their command handlers",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -41,6 +41,7 @@ from celery import Celery, signals
 from celery.worker.consumer import Consumer as _CeleryConsumer
 
 from protean_celery.errors import DecodeError, UnknownHandlerError
+from protean_celery.traces.events import dead_lettered
 from protean_celery.worker.connection import close_quietly
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ def park(app: Any, task: str, payload: Any, error: Exception) -> None:
         logger.exception("%s: could not dead-letter a message (%s); payload: %.2000r", task, error, payload)
         return
     logger.warning("%s: message dead-lettered as %s: %s", task, entry, error)
+    dead_lettered(app.runtime.domain, task, payload, error, 1, entry)
 
 
 def raw_body(message: Any) -> dict[str, Any]:

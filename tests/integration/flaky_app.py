@@ -8,7 +8,8 @@ attempts, then saves the ``Job``.
 
 Retries come from Protean's own handler settings (``[server.subscriptions.JobRunner]``,
 read through ``ConfigResolver``): 3 retries, 0.5 s apart at first, doubling.
-``FLAKY_ACCEPT_UNSIGNED=1`` builds the app with ``[custom.celery] accept_unsigned``.
+``FLAKY_ACCEPT_UNSIGNED=1`` builds the app with ``[custom.celery] accept_unsigned``;
+``FLAKY_TRACE_URL`` makes Protean's default broker that Redis, where its trace events go.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ domain.config["server"]["subscriptions"] = {
 domain.config["databases"] = {"default": {"provider": "sqlite", "database_uri": f"sqlite:///{STATE}/flaky.db"}}
 domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"sqlite:///{STATE}/flaky.db"}
 domain.config["custom"] = {"celery": {"state_database_uri": f"sqlite:///{STATE}/relay.db"}}
+if os.environ.get("FLAKY_TRACE_URL"):  # Protean's trace events go to this Redis (tests/integration/test_traces.py)
+    domain.config["brokers"] = {"default": {"provider": "redis", "URI": os.environ["FLAKY_TRACE_URL"]}}
 domain.register(Job)
 domain.register(RunJob, part_of=Job)
 domain.register(JobRunner, part_of=Job)

@@ -52,14 +52,27 @@ def test_check_passes_then_fails_on_a_weakened_guarantee(env, tmp_path):
 
 def test_check_fails_naming_each_declared_feature_it_does_not_honour(env, tmp_path):
     result = check_app(env, tmp_path, (
-        "app.domain.config['server']['priority_lanes'] = {'enabled': True}\n"
+        "app.domain.config['server']['subscriptions'] = {'OrderFulfillment': {'circuit_breaker_threshold': 3}}\n"
         "app.domain.config['outbox'] = {**app.domain.config.get('outbox', {}), 'external_brokers': ['analytics']}\n"
     ))
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "PROBLEM  [server.priority_lanes] enabled = true: priority lanes are not honoured" in result.stdout
-    assert "PROBLEM  [outbox] external_brokers = ['analytics']: outbox rows for external brokers are not relayed " \
-        "by protean-celery yet." in result.stdout
+    assert "PROBLEM  [server.subscriptions.OrderFulfillment] circuit_breaker_threshold: not honoured by " \
+        "protean-celery: there is no circuit breaker" in result.stdout
+    assert "PROBLEM  [outbox] external_brokers names 'analytics', which is not a broker in [brokers] " \
+        "(configured: default). Add a [brokers.analytics] table" in result.stdout
     assert "guarantees in force" not in result.stdout
+
+
+def test_an_app_declaring_a_subscription_key_without_meaning_here_is_refused_at_build(env, tmp_path):
+    result = check_app(env, tmp_path, (
+        "from protean_celery import ProteanCelery\n"
+        "app.domain.config['server']['subscriptions'] = {'OrderFulfillment': {'messages_per_tick': 5}}\n"
+        "app = ProteanCelery(app.domain)\n"
+    ))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Remove the per-handler settings protean-celery cannot honour: [server.subscriptions.OrderFulfillment] " \
+        "messages_per_tick: workers take one message at a time" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_db_setup_creates_the_tables_and_drop_asks_first(env, tmp_path):

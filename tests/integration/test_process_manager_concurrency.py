@@ -52,7 +52,7 @@ def test_two_events_racing_on_one_saga_end_in_the_right_state(app, monkeypatch):
 
     import protean_celery.tasks as tasks
 
-    monkeypatch.setattr(tasks, "_serial_key", lambda route, message: None)
+    monkeypatch.setattr(tasks, "serial_key", lambda route, message: None)
     both_loaded = threading.Barrier(2, timeout=5)
     original = store._write
 

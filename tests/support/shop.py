@@ -83,6 +83,25 @@ class Fulfilment(BaseProcessManager):
         self.state = "done"
 
 
+class Ledger(BaseEventHandler):
+    """Not registered by ``build_domain``: tests register it with the options they need."""
+
+    @handle(OrderPlaced)
+    def placed(self, event: OrderPlaced) -> None:
+        pass
+
+
+class Billing(BaseProcessManager):
+    """Not registered by ``build_domain``: tests register it with the options they need."""
+
+    order_id = Identifier()
+    state = String()
+
+    @handle(OrderPlaced, start=True, correlate="order_id")
+    def placed(self, event: OrderPlaced) -> None:
+        self.state = "billing"
+
+
 def build_domain(name: str = "shop", **config: object) -> Domain:
     """A fresh, uninitialised domain with the outbox on (memory adapters unless overridden)."""
     domain = Domain(name=name, root_path=str(Path(__file__).parent))

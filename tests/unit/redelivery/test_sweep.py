@@ -103,3 +103,23 @@ def _task_ids(app):
     from protean_celery.envelope import task_id
 
     return {task_id(COMMANDS, "shop::order:command-o1@0")}
+
+
+def test_with_priority_lanes_a_copy_in_the_backfill_queue_counts_as_on_its_way(tmp_path, monkeypatch):
+    from protean_celery.testing import Testbed
+    from tests.support.shop import build_domain
+
+    class BackfillOnly(StandInBroker):
+        def locate(self, wanted, **_):  # every task id, but only where it is wanted in a backfill queue
+            return Sighting(found=set().union(*(ids for queue, ids in wanted.items() if queue.endswith(".backfill"))))
+
+    monkeypatch.setattr(sweep, "broker_for", lambda celery: BackfillOnly())
+    lanes = {"default_subscription_type": "stream", "priority_lanes": {"enabled": True}}
+    bed = Testbed(build_domain(server=lanes), tmp_path, settings={"redeliver_after": 5, "redelivery_attempts": 1})
+    app = bed.setup()
+    try:
+        app.process(PlaceOrder(order_id="o1"))
+        report = app.runtime.sweep.run(now=_later())
+        assert (report.watched, report.redelivered) == (1, 0)
+    finally:
+        bed.teardown()

@@ -11,7 +11,15 @@ from protean_celery import ProteanCelery
 from protean_celery.envelope import encode
 from protean_celery.outbox.cursor import MemoryCursorStore
 from protean_celery.settings import load_settings
-from protean_celery.tasks.retry import MAX_RETRY_DELAY, Failure, RetryPolicy, classify, resolve_policy
+from protean_celery.tasks.retry import (
+    MAX_RETRY_DELAY,
+    Failure,
+    Pace,
+    RetryPolicy,
+    classify,
+    deadline_passes,
+    resolve_policy,
+)
 from tests.support.shop import Fulfilment, Notifier, OrderCommands, PlaceOrder, build_domain
 from tests.support.tasks import FakeTask
 
@@ -104,6 +112,64 @@ def test_a_protean_profile_on_the_handler_sets_its_retries():
     assert (policy.max_retries, policy.retry_delay_seconds) == (2, 0.0)  # Protean's "fast" profile
 
 
+def test_a_pace_grows_as_protean_names_it_and_stops_at_its_cap():
+    assert [Pace(0.5, 1.2).delay(n) for n in range(3)] == [0.5, 1.0, 1.2]
+    assert [Pace(0.5, 10.0, "linear").delay(n) for n in range(3)] == [0.5, 1.0, 1.5]
+    assert [Pace(0.5, 10.0, "fixed").delay(n) for n in range(3)] == [0.5, 0.5, 0.5]
+
+
+def test_protean_transient_retry_sets_the_pace_and_budget_of_transient_failures():
+    domain = _domain(transient_retry={"enabled": True, "max_retries": 4, "backoff": "linear",
+                                      "base_delay_seconds": 0.2, "max_delay_seconds": 0.5})
+    policy = resolve_policy(domain, load_settings(domain.config), Notifier)
+    middle = lambda: 0.5  # noqa: E731 - no jitter
+    assert policy.budget(Failure.TRANSIENT) == 4
+    assert [policy.delay(Failure.TRANSIENT, n, middle) for n in range(4)] == pytest.approx([0.2, 0.4, 0.5, 0.5])
+    assert policy.delay(Failure.HANDLER, 0, middle) == 1.0  # handler errors keep their own pace
+
+
+def test_with_protean_transient_retry_off_the_celery_defaults_hold():
+    domain = _domain(transient_retry={"enabled": False, "max_retries": 4, "base_delay_seconds": 0.2})
+    policy = resolve_policy(domain, load_settings(domain.config), Notifier)
+    assert policy.budget(Failure.TRANSIENT) == 10
+    assert policy.delay(Failure.TRANSIENT, 0, lambda: 0.5) == 1.0
+
+
+def test_custom_celery_transient_retries_beat_protean_budget_not_its_pace():
+    domain = _domain(transient_retry={"enabled": True, "max_retries": 4, "base_delay_seconds": 0.2})
+    settings = load_settings({"custom": {"celery": {"transient_retries": 7}}})
+    policy = resolve_policy(domain, settings, Notifier)
+    assert policy.budget(Failure.TRANSIENT) == 7
+    assert policy.delay(Failure.TRANSIENT, 0, lambda: 0.5) == pytest.approx(0.2)
+
+
+def test_an_unknown_protean_backoff_fails_at_start_up():
+    from protean.exceptions import ConfigurationError
+
+    domain = _domain(transient_retry={"enabled": True, "backoff": "sideways"})
+    with pytest.raises(ConfigurationError, match="sideways"):
+        resolve_policy(domain, load_settings(domain.config), Notifier)
+
+
+def _command(deadline):
+    from protean.utils.eventing import Message
+
+    domain = _domain()
+    with domain.domain_context():
+        domain.process(PlaceOrder(order_id="o1"), deadline=deadline)
+        return Message.deserialize(domain.event_store.store._read("shop::order:command")[-1])
+
+
+def test_a_deadline_passes_before_a_retry_only_when_it_falls_within_the_delay():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    command = _command(now + timedelta(seconds=30))
+    assert deadline_passes(command, 60.0, now)
+    assert not deadline_passes(command, 10.0, now)
+    assert not deadline_passes(_command(None), 1e6, now)
+
+
 
 
 @pytest.fixture
@@ -146,3 +212,35 @@ def test_a_handler_error_uses_the_command_handlers_protean_settings(app_with):
     with pytest.raises(ValueError, match="bad sku"):
         execute(FakeTask(retries=1), app.runtime, app.topology.route(TASK), payload)
     assert [entry.error for entry in app.runtime.dead_letters.list()] == ["ValueError: bad sku"]
+
+
+def _failing_command(app_with, deadline_in):
+    from datetime import UTC, datetime, timedelta
+
+    from protean.utils.eventing import Message
+
+    app, _payload = app_with(ConnectionRefusedError("payments down"))
+    with app.domain.domain_context():
+        app.domain.process(PlaceOrder(order_id="o2"), deadline=datetime.now(UTC) + timedelta(seconds=deadline_in))
+        row = app.domain.event_store.store._read("shop::order:command")[-1]
+    return app, encode(Message.deserialize(row))
+
+
+def test_a_command_that_expires_before_its_next_retry_is_acked_as_expired(app_with):
+    from protean_celery.tasks import execute
+
+    app, payload = _failing_command(app_with, deadline_in=0.5)  # the first transient retry waits 0.75 s or more
+    task = FakeTask(retries=0)
+    assert execute(task, app.runtime, app.topology.route(TASK), payload) == "expired"
+    assert task.retried_with is None
+    assert app.runtime.dead_letters.list() == []
+
+
+def test_a_command_whose_deadline_is_far_off_is_retried(app_with):
+    from protean_celery.tasks import execute
+
+    app, payload = _failing_command(app_with, deadline_in=3600)
+    task = FakeTask(retries=0)
+    with pytest.raises(Retry):
+        execute(task, app.runtime, app.topology.route(TASK), payload)
+    assert task.retried_with is not None

@@ -42,3 +42,16 @@ def test_check_names_a_worker_consumer_that_would_drop_undecodable_bodies(shop_a
     assert not [line for line in problems(shop_app) if "worker_consumer" in line]
     shop_app.conf.worker_consumer = "celery.worker.consumer:Consumer"
     assert [line for line in problems(shop_app) if "worker_consumer" in line]
+
+
+def test_a_message_the_consumer_parks_is_traced_as_dead_lettered(shop_app, monkeypatch):
+    from protean_celery.worker.consumer import park
+    from tests.support.traces import record
+
+    recorder = record(shop_app, monkeypatch)
+    park(shop_app, "protean.shop.Nobody", {"hello": "world"}, ValueError("no such task"))
+    [entry] = shop_app.runtime.dead_letters.list()
+    assert recorder.names() == ["message.dlq"]
+    dlq = recorder.first("message.dlq")
+    assert dlq["handler"] == "protean.shop.Nobody" and dlq["metadata"]["dead_letter"] == entry.id
+    assert "no such task" in dlq["error"]

@@ -1,0 +1,131 @@
+"""In-process continuation on SQLite files: a task handles what its commits produced, within the worker's queues."""
+
+import pytest
+from celery.exceptions import Retry
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+from protean_celery.tasks import execute
+from protean_celery.testing import drain
+from protean_celery.testing.drain import queue_depths
+from tests.support import shop
+from tests.support.shop import SENT, PlaceOrder
+from tests.support.tasks import FakeTask
+
+FULFILMENT = "protean.shop.Fulfilment"
+NOTIFIER = "protean.shop.Notifier"
+COMMANDS = "protean.shop.commands.Order"
+HANDLERS = {name: f"tests.support.shop.{name}" for name in ("Fulfilment", "Notifier")} | {
+    "OrderCommands": "tests.support.shop.Order",  # the command dispatcher of the aggregate
+}
+
+
+@pytest.fixture
+def app(sqlite_shop):
+    SENT.clear()
+    app = sqlite_shop()
+    app.runtime._continues = lambda: True  # as in a worker on a real broker; Kombu's memory transport turns it off
+    return app
+
+
+def _markers(app):
+    with app.runtime.inbox.engine.connect() as connection:
+        return sorted(row[0] for row in connection.execute(text("SELECT handler FROM protean_celery_inbox")))
+
+
+def _take(app, queue_name):
+    queue = next(q for q in app.topology.queues if q.name == queue_name)
+    with app.connection_for_read() as connection:
+        message = queue.bind(connection.default_channel).get(no_ack=True, accept=["json"])
+    assert message is not None, f"no message in {queue_name}"
+    return message
+
+
+def _run_one(app, queue_name):
+    """Take one message from ``queue_name`` and run its task as a worker child would (no drain)."""
+    message = _take(app, queue_name)
+    return app.tasks[message.headers["task"]].apply(args=message.payload[0], task_id=message.headers["id"])
+
+
+def _peek(app, queue_name):
+    queue = next(q for q in app.topology.queues if q.name == queue_name)
+    with app.connection_for_read() as connection:
+        message = queue.bind(connection.default_channel).get(no_ack=False, accept=["json"])
+        headers = dict(message.headers)
+        message.requeue()
+    return headers
+
+
+def test_a_task_handles_the_saga_its_commit_started_in_its_own_process(app):
+    assert app.runtime.commits.capture  # commands commit with the Unit of Work here
+    app.process(PlaceOrder(order_id="o1"), asynchronous=False)  # OrderPlaced → the Fulfilment queue
+
+    report = drain(app)
+
+    assert report.tasks == 1  # OrderPlaced; ShipOrder, then OrderShipped twice, ran in that task
+    assert SENT == ["o1"]
+    assert _markers(app) == sorted([HANDLERS["Fulfilment"]] * 2 + [HANDLERS["OrderCommands"], HANDLERS["Notifier"]])
+    assert set(queue_depths(app).values()) == {0}
+    assert app.relay().moved == 0  # the rows are marked published, the command cursor moved past ShipOrder
+
+
+def test_with_continuation_off_every_handler_invocation_is_a_task(sqlite_shop):
+    SENT.clear()
+    app = sqlite_shop(continuation_messages=0)
+    app.runtime._continues = lambda: False
+    app.process(PlaceOrder(order_id="o1"), asynchronous=False)
+
+    assert drain(app).tasks == 4
+    assert SENT == ["o1"]
+
+
+def test_handlers_of_queues_this_worker_does_not_consume_get_their_tasks(app):
+    everything = {queue.name for queue in app.topology.queues}
+    app.runtime.continuation._consumed = frozenset(everything - {COMMANDS})  # as with -Q without the commands queue
+    app.process(PlaceOrder(order_id="o1"), asynchronous=False)
+
+    _run_one(app, FULFILMENT)
+    assert queue_depths(app)[COMMANDS] == 1  # ShipOrder was published, not handled here
+    assert SENT == []
+
+    app.runtime.continuation._consumed = frozenset(everything)  # the worker that takes commands
+    _run_one(app, COMMANDS)
+    assert SENT == ["o1"]  # OrderShipped ran in the command's task
+    assert set(queue_depths(app).values()) == {0}
+
+
+class _MailServerDown(list):
+    def append(self, item):
+        raise RuntimeError("mail server down")
+
+
+def test_a_handler_failing_here_is_published_as_its_first_retry(app, monkeypatch):
+    monkeypatch.setattr(shop, "SENT", _MailServerDown())  # Notifier.shipped appends to it
+    app.process(PlaceOrder(order_id="o1"), asynchronous=False)
+
+    _run_one(app, FULFILMENT)
+
+    depths = queue_depths(app)
+    assert depths[NOTIFIER] == 1 and depths[FULFILMENT] == 0 and depths[COMMANDS] == 0
+    headers = _peek(app, NOTIFIER)
+    assert headers["retries"] == 1  # its first Celery retry: the budget counts this attempt
+    assert headers["eta"] is not None  # after the handler's backoff
+    assert HANDLERS["Notifier"] not in _markers(app)
+
+
+def test_a_command_of_a_rolled_back_unit_of_work_is_never_continued(app):
+    app.process(PlaceOrder(order_id="o1"), asynchronous=False)
+
+    def fail_once(session):
+        raise RuntimeError("the commit fails after ShipOrder was appended")
+
+    event.listen(Session, "before_commit", fail_once, once=True)  # the Fulfilment task's Unit of Work
+    task = FakeTask()
+    with pytest.raises(Retry):  # fails at its commit, to be retried
+        execute(task, app.runtime, app.topology.route(FULFILMENT), _take(app, FULFILMENT).payload[0][0])
+
+    assert task.retried_with is not None
+    assert _markers(app) == []
+    assert app.runtime.commits.take().commands == []
+    assert queue_depths(app)[COMMANDS] == 0
+    assert HANDLERS["OrderCommands"] not in _markers(app)
