@@ -136,6 +136,7 @@ def guarantee_defaults(
         "beat_schedule": beat_entries(
             topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval,
             maintenance_interval=settings.maintenance_interval, sweep_interval=settings.sweep_interval,
+            deadline_interval=settings.deadline_interval,
         ),
     }
     if subscribers is not None:

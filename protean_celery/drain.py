@@ -4,10 +4,11 @@ Used by the test drain (``protean_celery.testing.drain``, on Kombu's in-memory
 transport) and by ``celery -A app protean drain`` (on the app's real broker and
 databases: Protean's ``protean server --test-mode``).
 
-A pass relays outbox rows, commands and, with the outbox off, events from the
-event store (``outbox/events.py``), and bridges the broker subscribers' streams; then it
-takes each message of each queue of the app's topology and of its subscribers (a handler
-task, a relay tick, a subscriber task), runs the same task body a
+A pass fires due deadlines (``protean_celery.deadlines``: by the domain's clock,
+so a test's fake clock decides what is due), relays outbox rows, commands and, with the
+outbox off, events from the event store (``outbox/events.py``), and bridges the broker
+subscribers' streams; then it takes each message of each queue of the app's topology and
+of its subscribers (a handler task, a relay tick, a subscriber task), runs the same task body a
 worker runs (``Task.apply``: retries run at once, an exhausted message is
 dead-lettered as a worker would) and acknowledges it. A message taken but not
 acknowledged (this process dies mid-task) goes back to its queue as it would
@@ -26,6 +27,7 @@ from typing import Any
 from celery.exceptions import Reject
 
 from protean_celery.backlog import backlog
+from protean_celery.deadlines.firing import fire_due
 
 __all__ = ["DrainError", "DrainReport", "HandlerFailure", "run_pending"]
 
@@ -107,6 +109,7 @@ def run_pending(
     while report.cycles < max_cycles and time.monotonic() < deadline:
         report.cycles += 1
         app.runtime.commits.flush()  # what this process's relay thread holds counts as pending too
+        fire_due(app.runtime)
         relayed = app.runtime.relay.run()
         report.relayed += relayed.moved + _bridge(app)
         report.unrouted += relayed.unrouted

@@ -107,6 +107,12 @@ class CelerySettings:
             must stay below ``inbox_retention_hours``.
         redelivery_attempts: republications of one lost message before the sweep
             dead-letters it.
+        deadline_interval: seconds between beat ticks that fire due deadlines
+            (:mod:`protean_celery.deadlines`): a deadline fires within this of its time.
+        deadline_batch_size: due deadlines fired per transaction; a tick fires batches
+            until none is due.
+        deadline_attempts: tries to fire one deadline whose message cannot be built or
+            processed before it is left as ``failed`` (``protean deadlines list``).
         continuation_messages: a handler task goes on to handle, in its own process, up
             to this many of the messages its commits produced for handlers this worker
             consumes, before the relay publishes the rest (:mod:`protean_celery.continuation`);
@@ -139,6 +145,9 @@ class CelerySettings:
     redeliver_after: float = 300.0
     sweep_horizon_hours: float = 24.0
     redelivery_attempts: int = 3
+    deadline_interval: float = 1.0
+    deadline_batch_size: int = 200
+    deadline_attempts: int = 5
     accept_unsigned: bool = False
     continuation_messages: int = 32
     subscriber_reclaim_seconds: float = 60.0
@@ -262,6 +271,7 @@ def _validate(settings: CelerySettings) -> None:
         )
     _validate_maintenance(settings)
     _validate_sweep(settings)
+    _validate_deadlines(settings)
     if not settings.queue_prefix or any(ch in settings.queue_prefix for ch in ".*# "):
         raise ConfigurationError("[custom.celery] queue_prefix must be a non-empty word without . * # or spaces.")
 
@@ -295,3 +305,10 @@ def _validate_sweep(settings: CelerySettings) -> None:
             f"({settings.redeliver_after:g} s) and stay below inbox_retention_hours "
             f"({settings.inbox_retention_hours:g}): the sweep decides what was handled from the inbox markers."
         )
+
+
+def _validate_deadlines(settings: CelerySettings) -> None:
+    if settings.deadline_interval <= 0:
+        raise ConfigurationError("[custom.celery] deadline_interval must be positive (seconds).")
+    if settings.deadline_batch_size < 1 or settings.deadline_attempts < 1:
+        raise ConfigurationError("[custom.celery] deadline_batch_size and deadline_attempts must be >= 1.")
