@@ -86,6 +86,7 @@ class Runtime:
         # Process-manager transitions that commit with the inbox marker need no stream read up front.
         self.transitions = self.commits.appends if _transitions_with_marker(domain, self.inbox) else None
         tune_sqlite(domain)
+        reset_client(domain.event_store.store)  # Message DB: a pool that survives a database restart
 
     def replay(self, entry_id: str, celery: Celery) -> str:
         """Republish a dead letter to its handler's queue and forget it; returns the new task id.
@@ -193,7 +194,7 @@ class Runtime:
         if isinstance(store, SQLEventStore):
             store.dispose(close=False)
         else:
-            reset_client(store)  # Message DB: a lazy pool, rebuilt on first use
+            reset_client(store)  # Message DB: a new lazy pool, opened on first use
         self.state.dispose(close=False)
 
     def close(self) -> None:
