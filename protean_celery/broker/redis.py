@@ -24,9 +24,10 @@ instead: an entry older than ``older_than`` seconds whose task id no worker
 reports (Celery's ``query_task``: active, reserved or scheduled) is put back on
 its queue with Kombu's own ``restore_by_tag`` (a transaction: an entry
 acknowledged meanwhile is left alone). When no worker answers, nothing is
-reclaimed: nobody could run it now, and the workers may only be slow. A message
-reclaimed from a live worker that did not answer in time runs twice; the inbox
-absorbs the second run.
+reclaimed: nobody could run it now, and the workers may only be slow. With
+several nodes, nothing is reclaimed either while a node that answered recently
+is silent (:mod:`protean_celery.broker.nodes`): it may be alive and slow, and what
+it holds would run twice.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from typing import Any
 from protean_celery.broker.age import message_age
 from protean_celery.broker.base import Reclaimed, Sighting
 from protean_celery.broker.memory import virtual_depths
-from protean_celery.broker.workers import held_by_workers
+from protean_celery.broker.nodes import silent_nodes
+from protean_celery.broker.workers import held_by_nodes
 
 __all__ = ["RedisBroker"]
 
@@ -121,8 +123,12 @@ class RedisBroker:
             candidates = _taken_before(channel, client, older_than, limit)
             if not candidates:
                 return []
-            held, answers = held_by_workers(self.celery, {entry[1] for entry in candidates.values()}, timeout)
-            if not answers:  # nobody could run them now, and the workers may only be slow
+            held, answered = held_by_nodes(self.celery, {entry[1] for entry in candidates.values()}, timeout)
+            if not answered:  # nobody could run them now, and the workers may only be slow
+                return []
+            silent = silent_nodes(client, answered, grace=older_than)
+            if silent:  # alive a moment ago: they may hold some of these
+                logger.info("redelivery sweep: reclaiming nothing while %s do not answer", ", ".join(sorted(silent)))
                 return []
             reclaimed = []
             for tag, (task, task_id, routing_key, held_for) in candidates.items():
