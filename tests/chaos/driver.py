@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from tests.chaos.cluster import Cluster
-from tests.chaos.report import POISON_TASK, ChaosReport
+from tests.chaos.report import POISON_TASK, ChaosReport, reclaimed_from_live
 from tests.examples.saga_facts import COMPENSATED, COMPLETED, saga_facts
 
 APP = "tests.chaos.chaos_app"
@@ -320,6 +320,7 @@ class ChaosRun:
         self.report.retried = log.count(" retry: Retry in ")
         self.report.redelivered = log.count("no copy is left; republished")
         self.report.reclaimed = log.count("no worker holds it now; put back on its queue")
+        self.report.reclaimed_from_live = reclaimed_from_live([worker.log() for worker in self.cluster.workers])
 
 
 def _ended(app: Any) -> int:

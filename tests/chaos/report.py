@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 POISON_TASK = "protean.orders.commands.Order"
@@ -28,6 +29,7 @@ class ChaosReport:
     redelivered: int = 0
     reclaimed: int = 0
     crashes: list[str] = field(default_factory=list)
+    reclaimed_from_live: list[str] = field(default_factory=list)
     db_restarts: int = 0
     db_down_seconds: list[float] = field(default_factory=list)
     transient_retries: int = 0
@@ -46,6 +48,7 @@ class ChaosReport:
             and self.unpublished_outbox == 0
             and len(self.dead_letters) == self.poison
             and all(task == POISON_TASK for task, _ in self.dead_letters)
+            and not self.reclaimed_from_live
         )
 
     def lines(self) -> list[str]:
@@ -62,6 +65,8 @@ class ChaosReport:
             f"task retries           {self.retried}  (of a transient error: {self.transient_retries})",
             f"lost, republished      {self.redelivered}  (by the redelivery sweep)",
             f"held by no worker      {self.reclaimed}  (put back on their queues by the sweep)",
+            f"reclaimed from a live  {len(self.reclaimed_from_live)}  (a node was running it: must be 0) "
+            f"{self.reclaimed_from_live[:3]}",
             f"unplanned exits        {len(self.crashes)}  (restarted, as a supervisor would) {self.crashes[:2]}",
             f"database restarts      {self.db_restarts}  (down {_seconds(self.db_down_seconds)})",
             f"API calls retried      {self.api_retries}  (the driver's own, after a failed call that did not commit)",
@@ -70,6 +75,44 @@ class ChaosReport:
             f"wall time              {self.seconds:.0f} s",
             f"result                 {'OK' if self.ok else 'FAILED'}",
         ]
+
+
+_EVENT = re.compile(
+    r"^\[(?P<at>[\d-]+ [\d:,]+): [^\]]*\] (?:redelivery sweep: )?(?:Task )?\S+\[(?P<id>[0-9a-f-]{36})\] "
+    r"(?P<what>received|succeeded|retry:|raised|rejected|was taken by a worker)",
+    re.MULTILINE,
+)
+
+
+def reclaimed_from_live(node_logs: list[str]) -> list[str]:
+    """Task ids the sweep put back on their queue while a live node was running or holding them.
+
+    A node's log shows each delivery it took (``received``) and how it ended
+    (``succeeded``, ``retry:``, ``raised``, ``rejected``); a delivery still open when
+    the sweep reclaimed its id, and closed after by the same process, was held by a
+    live node. A node that restarts (``ready.``) leaves its open deliveries behind.
+    """
+    events = [(log, [match.groupdict() for match in _EVENT.finditer(log)]) for log in node_logs]
+    reclaims: dict[str, list[str]] = {}
+    for _log, found in events:
+        for event in found:
+            if event["what"] == "was taken by a worker":
+                reclaims.setdefault(event["id"], []).append(event["at"])
+    wrong = []
+    for log, _found in events:
+        started: dict[str, str] = {}
+        for line in log.splitlines():
+            if " ready." in line:
+                started.clear()
+            match = _EVENT.match(line)
+            if match is None or match["what"] == "was taken by a worker":
+                continue
+            if match["what"] == "received":
+                started[match["id"]] = match["at"]
+            elif (begun := started.pop(match["id"], None)) is not None:
+                if any(begun < at < match["at"] for at in reclaims.get(match["id"], [])):
+                    wrong.append(match["id"])
+    return wrong
 
 
 def _seconds(values: list[float]) -> str:

@@ -14,6 +14,7 @@ from kombu.transport import redis as kombu_redis
 from protean_celery.broker import RedisBroker
 from protean_celery.broker import redis as adapter
 from protean_celery.broker.nodes import NODE_GRACE, ROLL_KEY
+from protean_celery.broker.redis import RECLAIM_LOCK
 
 QUEUE = Queue("adapter-q", Exchange("adapter-q"), "adapter-q")
 
@@ -104,6 +105,29 @@ def test_nothing_is_reclaimed_while_a_node_that_answered_recently_is_silent(app,
         client.hset(ROLL_KEY, "b@h", time.time() - NODE_GRACE - 1)  # silent longer than the grace: dead
         [back] = broker.reclaim(older_than=0)
         assert back.task_id == "t1" and broker.depths([QUEUE.name]) == {QUEUE.name: 1}
+    finally:
+        held.release()
+
+
+def test_one_sweep_reclaims_at_a_time_and_only_the_delivery_it_judged(app, monkeypatch):
+    broker = RedisBroker(app)
+    _publish(app, "t1")
+    held = _take(app)
+    client = redis.Redis.from_url(app.conf.broker_url)
+    monkeypatch.setattr(adapter, "held_by_nodes", lambda celery, ids, timeout: (set(), {"a@h"}))
+    try:
+        client.set(RECLAIM_LOCK, "another sweep")
+        assert broker.reclaim(older_than=0) == []  # another sweep is reclaiming
+        client.delete(RECLAIM_LOCK)
+        [tag] = client.zrange("unacked_index", 0, -1)
+
+        def taken_again(celery, ids, timeout):  # put back and taken by a live worker meanwhile
+            client.zadd("unacked_index", {tag: time.time() + 1})
+            return set(), {"a@h"}
+
+        monkeypatch.setattr(adapter, "held_by_nodes", taken_again)
+        assert broker.reclaim(older_than=0) == []
+        assert broker.in_flight() == 1 and client.get(RECLAIM_LOCK) is None
     finally:
         held.release()
 
