@@ -172,9 +172,17 @@ class PostgresServer(_Server):
         a checkpoint, and every client connection is cut; the next start runs crash
         recovery from the WAL. Use ``crash_safe=True`` for committed rows to survive.
         """
+        self.kill()
+        self.restart(timeout)
+
+    def kill(self) -> None:
+        """Immediate shutdown (SIGQUIT, ``pg_ctl stop -m immediate``): the server stays down until :meth:`restart`."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGQUIT)
             self.process.wait(timeout=30)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start the server again on its data and port (after :meth:`kill`); crash recovery runs first."""
         self._spawn(_pg_binary("postgres"), _pg_user(), timeout)
         self.restarts += 1
 

@@ -9,6 +9,8 @@ attempts, then saves the ``Job``.
 Retries come from Protean's own handler settings (``[server.subscriptions.JobRunner]``,
 read through ``ConfigResolver``): 3 retries, 0.5 s apart at first, doubling.
 ``FLAKY_ACCEPT_UNSIGNED=1`` builds the app with ``[custom.celery] accept_unsigned``.
+``FLAKY_DATABASE_URL`` puts the jobs, the inbox and the event store on that PostgreSQL
+database (the dead letters stay in SQLite) with a transient-retry budget of 2.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ domain.config["server"]["subscriptions"] = {
 domain.config["databases"] = {"default": {"provider": "sqlite", "database_uri": f"sqlite:///{STATE}/flaky.db"}}
 domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"sqlite:///{STATE}/flaky.db"}
 domain.config["custom"] = {"celery": {"state_database_uri": f"sqlite:///{STATE}/relay.db"}}
+if os.environ.get("FLAKY_DATABASE_URL"):  # the job and the inbox on PostgreSQL, dead letters still in relay.db
+    domain.config["databases"] = {"default": {"provider": "postgresql", "database_uri": os.environ["FLAKY_DATABASE_URL"]}}
+    domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": os.environ["FLAKY_DATABASE_URL"]}
+    domain.config["custom"]["celery"]["handlers"] = {"JobRunner": {"transient_retries": 2}}
 domain.register(Job)
 domain.register(RunJob, part_of=Job)
 domain.register(JobRunner, part_of=Job)
