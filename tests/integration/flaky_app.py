@@ -72,9 +72,9 @@ domain.config["server"]["subscriptions"] = {
 domain.config["databases"] = {"default": {"provider": "sqlite", "database_uri": f"sqlite:///{STATE}/flaky.db"}}
 domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"sqlite:///{STATE}/flaky.db"}
 domain.config["custom"] = {"celery": {"state_database_uri": f"sqlite:///{STATE}/relay.db"}}
-if os.environ.get("FLAKY_DATABASE_URL"):  # the job and the inbox on PostgreSQL, dead letters still in relay.db
-    domain.config["databases"] = {"default": {"provider": "postgresql", "database_uri": os.environ["FLAKY_DATABASE_URL"]}}
-    domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": os.environ["FLAKY_DATABASE_URL"]}
+if url := os.environ.get("FLAKY_DATABASE_URL"):  # the job and the inbox on PostgreSQL, dead letters still in relay.db
+    domain.config["databases"] = {"default": {"provider": "postgresql", "database_uri": url}}
+    domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": url}
     domain.config["custom"]["celery"]["handlers"] = {"JobRunner": {"transient_retries": 2}}
 domain.register(Job)
 domain.register(RunJob, part_of=Job)
