@@ -112,12 +112,16 @@ def read_category(store: BaseEventStore, category: str, position: int, limit: in
 
 
 def reset_client(store: Any) -> None:
-    """Drop a Message DB store's cached client (a lazy pool, rebuilt on first use); no-op for others.
+    """Give a Message DB store a new client on a lazy, pre-pinging pool; no-op for others.
 
-    Duck-typed on ``_client``: importing Protean's Message DB adapter needs its optional driver.
+    The old client's connections are left alone (in a forked child they are the
+    parent's). See :mod:`protean_celery.event_store.message_db`. Duck-typed on
+    ``_client``: importing Protean's Message DB adapter needs its optional driver.
     """
-    if hasattr(store, "_client"):
-        store._client = None
+    if hasattr(store, "_client") and getattr(store, "conn_info", {}).get("database_uri"):
+        from protean_celery.event_store.message_db import pinging_client
+
+        store._client = pinging_client(store)
 
 
 # -- types ------------------------------------------------------------------------
