@@ -8,7 +8,9 @@ attempts, then saves the ``Job``.
 
 Retries come from Protean's own handler settings (``[server.subscriptions.JobRunner]``,
 read through ``ConfigResolver``): 3 retries, 0.5 s apart at first, doubling.
-``FLAKY_ACCEPT_UNSIGNED=1`` builds the app with ``[custom.celery] accept_unsigned``.
+``FLAKY_ACCEPT_UNSIGNED=1`` builds the app with ``[custom.celery] accept_unsigned``;
+``FLAKY_SIGNING=<dir>`` with message signing by ``<dir>/key.pem``, ``<dir>/cert.pem``,
+trusting the certificates in ``<dir>/store`` (``tests/support/signing.py`` writes them).
 """
 
 from __future__ import annotations
@@ -75,4 +77,7 @@ domain.register(RunJob, part_of=Job)
 domain.register(JobRunner, part_of=Job)
 domain.init(traverse=False)
 
-app = ProteanCelery(domain, accept_unsigned=os.environ.get("FLAKY_ACCEPT_UNSIGNED") == "1")
+SIGNING = Path(os.environ["FLAKY_SIGNING"]) if os.environ.get("FLAKY_SIGNING") else None
+signing = {"security_key": str(SIGNING / "key.pem"), "security_certificate": str(SIGNING / "cert.pem"),
+           "security_cert_store": str(SIGNING / "store")} if SIGNING else {}
+app = ProteanCelery(domain, accept_unsigned=os.environ.get("FLAKY_ACCEPT_UNSIGNED") == "1", **signing)
