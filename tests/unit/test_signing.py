@@ -71,3 +71,13 @@ def test_an_empty_certificate_store_is_refused(sqlite_shop, identity):
 def test_signing_needs_all_three_settings(sqlite_shop, identity):
     with pytest.raises(ConfigurationError, match="security_cert_store missing"):
         sqlite_shop(security_key=str(identity.key), security_certificate=str(identity.certificate))
+
+
+def test_check_accepts_the_auth_serializer_when_signing_is_on_and_only_then(sqlite_shop, identity):
+    from protean_celery.cli.check import problems
+
+    signed = sqlite_shop(**identity.settings())
+    assert not [line for line in problems(signed) if "task_serializer" in line]
+    plain = sqlite_shop()
+    plain.conf.task_serializer = "auth"
+    assert [line for line in problems(plain) if "task_serializer" in line]
