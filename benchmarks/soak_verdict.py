@@ -80,7 +80,9 @@ def _trend(name: str, samples: Sequence[Sample], read: Callable[[Sample], float]
         ok = last <= first * (1 + tolerance) + slack
     else:
         ok = last >= first * (1 - tolerance)
-    detail = f"{first:.1f} -> {last:.1f} {unit} ({change:+.1%}; limit {'+' if grows else '-'}{tolerance:.0%})"
+    digits = 2 if unit == "sagas/s" else 1
+    detail = (f"{first:.{digits}f} -> {last:.{digits}f} {unit} ({change:+.1%}; "
+              f"limit {'+' if grows else '-'}{tolerance:.0%})")
     return Check(name, ok, detail)
 
 
