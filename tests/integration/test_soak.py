@@ -1,7 +1,9 @@
 """A short soak (``benchmarks/soak.py``) through a real worker and beat on PostgreSQL.
 
 About 2.5 minutes: a burst of 30 orders measures the maximum, then 120 s of
-steady load at half of it, read every 10 s, judged after a 60 s warm-up (the
+steady load at 30% of it (a short burst overstates what the system sustains: at
+half of it, 4 of 8 sagas/s, one run fell behind when other work started on the
+machine), read every 10 s, judged after a 60 s warm-up (the
 worker children's RSS still grows in the first minutes: in the 30-minute run it
 settled after 16), with maintenance pruning on a 65 s retention. Marked ``soak`` so it can be left out
 (``pytest -m "not soak"``); the 30-minute run is ``python benchmarks/soak.py``.
@@ -26,8 +28,8 @@ MARKERS_PER_SAGA = 17
 def soak(tmp_path_factory):
     report = tmp_path_factory.mktemp("soak") / "soak.json"
     command = [sys.executable, "benchmarks/soak.py", "--minutes", "2", "--window", "10", "--warmup", "1",
-               "--rate", "0", "--measure", "30", "--retention", "65", "--maintenance", "5", "--drain", "90",
-               "--json", str(report)]
+               "--rate", "0", "--measure", "30", "--share", "0.3", "--retention", "65", "--maintenance", "5",
+               "--drain", "90", "--json", str(report)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     output = result.stdout[-4000:] + result.stderr[-3000:]
     assert report.exists(), output
