@@ -21,6 +21,7 @@ from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.runtime import Runtime
 from protean_celery.settings import load_settings
+from protean_celery.signing import enable_signing
 from protean_celery.state import state_database
 from protean_celery.subscribers import Subscribers
 from protean_celery.subscriptions import refuse_unhonoured
@@ -77,6 +78,7 @@ class ProteanCelery(Celery):
         self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain), self.subscribers))
         if config:
             self.conf.update(dict(config))
+        enable_signing(self, settings)
         register_tasks(self, self.runtime)
         lifecycle.connect(self, self.runtime)
 

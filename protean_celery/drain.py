@@ -136,7 +136,7 @@ def _consume(app: Any, report: DrainReport, raise_errors: bool) -> int:
         channel = connection.default_channel
         for queue in (*app.topology.queues, *_subscriber_queues(app)):
             bound = queue.bind(channel)
-            while (message := bound.get(no_ack=False, accept=["json"])) is not None:
+            while (message := bound.get(no_ack=False, accept=list(app.conf.accept_content or ["json"]))) is not None:
                 ran += 1
                 report.tasks += 1
                 failure = _run(app, message)

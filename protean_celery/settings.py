@@ -123,6 +123,14 @@ class CelerySettings:
         accept_unsigned: run task payloads without Protean's checksum
             (``metadata.envelope.checksum``) instead of dead-lettering them; for a
             migration from producers that do not sign, off by default.
+        security_key: path of the PEM (RSA) private key this app signs its task messages
+            with; with ``security_certificate`` and ``security_cert_store`` it turns Celery's
+            message signing on (:mod:`protean_celery.signing`). ``None``: no signing.
+        security_key_password: the key's password, when it is encrypted.
+        security_certificate: path of the PEM certificate of ``security_key``.
+        security_cert_store: directory (or glob) of the PEM certificates whose signed
+            messages workers accept.
+        security_digest: the signature's digest (Celery's ``security_digest``).
     """
 
     broker_url: str | None = None
@@ -151,6 +159,11 @@ class CelerySettings:
     accept_unsigned: bool = False
     continuation_messages: int = 32
     subscriber_reclaim_seconds: float = 60.0
+    security_key: str | None = None
+    security_key_password: str | None = None
+    security_certificate: str | None = None
+    security_cert_store: str | None = None
+    security_digest: str = "sha256"
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.
@@ -272,6 +285,7 @@ def _validate(settings: CelerySettings) -> None:
     _validate_maintenance(settings)
     _validate_sweep(settings)
     _validate_deadlines(settings)
+    _validate_signing(settings)
     if not settings.queue_prefix or any(ch in settings.queue_prefix for ch in ".*# "):
         raise ConfigurationError("[custom.celery] queue_prefix must be a non-empty word without . * # or spaces.")
 
@@ -312,3 +326,22 @@ def _validate_deadlines(settings: CelerySettings) -> None:
         raise ConfigurationError("[custom.celery] deadline_interval must be positive (seconds).")
     if settings.deadline_batch_size < 1 or settings.deadline_attempts < 1:
         raise ConfigurationError("[custom.celery] deadline_batch_size and deadline_attempts must be >= 1.")
+_SIGNING = ("security_key", "security_certificate", "security_cert_store")
+
+
+def _validate_signing(settings: CelerySettings) -> None:
+    for key in _SIGNING:
+        value = getattr(settings, key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigurationError(f"[custom.celery] {key} must be a file path, got {value!r}.", setting=key)
+    if settings.security_key_password is not None and not isinstance(settings.security_key_password, str):
+        raise ConfigurationError("[custom.celery] security_key_password must be a string.",  # never the value
+                                 setting="security_key_password")
+    given = [key for key in _SIGNING if getattr(settings, key)]
+    if given and len(given) < len(_SIGNING):
+        missing = [key for key in _SIGNING if key not in given]
+        raise ConfigurationError(
+            f"[custom.celery] message signing needs {', '.join(_SIGNING)} together; {', '.join(given)} "
+            f"set, {', '.join(missing)} missing.",
+            setting=missing[0],
+        )

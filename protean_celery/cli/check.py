@@ -91,6 +91,8 @@ def problems(app: Any) -> list[str]:
         found.append(str(exc))
     conf = app.conf
     for key, (wanted, why) in GUARANTEES.items():
+        if key == "task_serializer" and conf.get(key) == "auth" and getattr(app.settings, "security_key", None):
+            continue  # message signing: Celery's auth serializer signs JSON
         if conf.get(key) != wanted:
             found.append(f"Celery setting {key} = {conf.get(key)!r} weakens a guarantee ({why}): set it to {wanted!r}.")
     broker = str(conf.get("broker_url") or "")

@@ -12,6 +12,8 @@ read through ``ConfigResolver``): 3 retries, 0.5 s apart at first, doubling.
 ``FLAKY_TRACE_URL`` makes Protean's default broker that Redis, where its trace events go.
 ``FLAKY_DATABASE_URL`` puts the jobs, the inbox and the event store on that PostgreSQL
 database (the dead letters stay in SQLite) with a transient-retry budget of 2.
+``FLAKY_SIGNING=<dir>`` with message signing by ``<dir>/key.pem``, ``<dir>/cert.pem``,
+trusting the certificates in ``<dir>/store`` (``tests/support/signing.py`` writes them).
 """
 
 from __future__ import annotations
@@ -84,4 +86,7 @@ domain.register(RunJob, part_of=Job)
 domain.register(JobRunner, part_of=Job)
 domain.init(traverse=False)
 
-app = ProteanCelery(domain, accept_unsigned=os.environ.get("FLAKY_ACCEPT_UNSIGNED") == "1")
+SIGNING = Path(os.environ["FLAKY_SIGNING"]) if os.environ.get("FLAKY_SIGNING") else None
+signing = {"security_key": str(SIGNING / "key.pem"), "security_certificate": str(SIGNING / "cert.pem"),
+           "security_cert_store": str(SIGNING / "store")} if SIGNING else {}
+app = ProteanCelery(domain, accept_unsigned=os.environ.get("FLAKY_ACCEPT_UNSIGNED") == "1", **signing)
