@@ -113,6 +113,7 @@ class ChaosRun:
         self.report = ChaosReport(orders=plan.orders, nodes=plan.nodes, beats=plan.beats)
         self._placing = threading.Event()
         self._stop = threading.Event()
+        self._planned = threading.Event()  # every one-shot kill of the plan has happened
         self._rng = random.Random(plan.seed)
 
     def run(self) -> ChaosReport:
@@ -215,9 +216,11 @@ class ChaosRun:
             if now != ended:
                 print(f"  {now}/{len(placed)} sagas ended", flush=True)
                 ended = now
-            if now >= len(placed) * 0.8:
+            # Every planned kill happens, however fast the sagas end (one-shot kills can lag the plan).
+            planned = self._planned.is_set()
+            if now >= len(placed) * 0.8 and planned:
                 self._stop.set()  # let the tail finish under a stable system
-            if quiet:
+            if quiet and planned:
                 return
             self._supervise()
             time.sleep(1.0)
@@ -246,6 +249,8 @@ class ChaosRun:
         started = time.monotonic()
         next_child = started + self.plan.child_kill_every
         while not self._stop.is_set():
+            if not once:
+                self._planned.set()
             elapsed = time.monotonic() - started
             for at in sorted(once):
                 if elapsed >= at:
