@@ -31,7 +31,8 @@ def _domain(server, store):
         event_store = {"provider": "message_db", "database_uri": events}
     else:
         event_store = {"provider": "sqlalchemy", "database_uri": url}
-    domain = build_domain(f"restart_{store}", databases={"default": {"provider": "postgresql", "database_uri": url}},
+    # The shop's own name: another name would re-register the shared classes under it for later tests.
+    domain = build_domain(databases={"default": {"provider": "postgresql", "database_uri": url}},
                           event_store=event_store)
     domain.init(traverse=False)
     return domain

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def app(postgres_server, tmp_path):
     url = postgres_server.create_database("deadlines_pg")
-    domain = build_domain("pgdeadlines")
+    domain = build_domain()  # the shop name: another name re-registers the shared classes for later tests
     domain.config["databases"] = {"default": {"provider": "postgresql", "database_uri": url}}
     domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": url}
     bed = testing.Testbed(domain, tmp_path, settings={"state_database_uri": url, "nudge": False}, keep_config=True)
@@ -49,6 +49,6 @@ def test_two_ticks_at_once_claim_disjoint_deadlines_without_waiting(app):
 def test_a_fired_deadline_s_command_is_in_the_event_store_and_its_row_gone(app):
     deadlines.schedule(PlaceOrder(order_id="o1"), after=timedelta(0), key="k")
     assert fire_due(app.runtime).fired == 1
-    assert [m.metadata.headers.type for m in app.domain.event_store.store.read("pgdeadlines::order:command-o1")] \
-        == ["Pgdeadlines.PlaceOrder.v1"]
+    assert [m.metadata.headers.type for m in app.domain.event_store.store.read("shop::order:command-o1")] \
+        == ["Shop.PlaceOrder.v1"]
     assert DeadlineStore(app.domain).list() == []
