@@ -209,6 +209,8 @@ def trace_listening(emitter: Any) -> bool:
     the last cached for two seconds), asked before an event is built.
     """
     return bool(emitter._ensure_initialized() and (emitter._persist or emitter._check_subscribers()))
+
+
 # -- broker subscribers ------------------------------------------------------------
 
 
