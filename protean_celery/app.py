@@ -21,7 +21,9 @@ from protean_celery.outbox.admin import providers as outbox_providers
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.runtime import Runtime
 from protean_celery.settings import load_settings
+from protean_celery.signing import enable_signing
 from protean_celery.state import state_database
+from protean_celery.subscribers import Subscribers
 from protean_celery.subscriptions import refuse_unhonoured
 from protean_celery.tasks import register_tasks
 from protean_celery.topology import Topology
@@ -72,9 +74,11 @@ class ProteanCelery(Celery):
         self.domain = domain
         self.settings = settings
         self.runtime = Runtime(self, domain, settings, state_database(domain, settings, cursors))
-        self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain)))
+        self.subscribers = Subscribers(self, self.runtime)
+        self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain), self.subscribers))
         if config:
             self.conf.update(dict(config))
+        enable_signing(self, settings)
         register_tasks(self, self.runtime)
         lifecycle.connect(self, self.runtime)
 
@@ -99,10 +103,13 @@ class ProteanCelery(Celery):
         return self.runtime.relay.run()
 
 
-def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]:
+def guarantee_defaults(
+    runtime: Runtime, providers: list[str], subscribers: Subscribers | None = None
+) -> dict[str, Any]:
     """The Celery settings protean-celery's guarantees rely on (lowest precedence).
 
     ``celery -A app protean check`` names each one a user setting weakens.
+    ``subscribers`` adds the broker subscribers' queues, routes and bridge ticks.
     """
     settings = runtime.settings
     topology = runtime.topology
@@ -131,8 +138,13 @@ def guarantee_defaults(runtime: Runtime, providers: list[str]) -> dict[str, Any]
         "beat_schedule": beat_entries(
             topology.relay_tasks, topology.relay_queue.name, providers, settings.relay_interval,
             maintenance_interval=settings.maintenance_interval, sweep_interval=settings.sweep_interval,
+            deadline_interval=settings.deadline_interval,
         ),
     }
+    if subscribers is not None:
+        defaults["task_queues"] += list(subscribers.queues)
+        defaults["task_routes"].update(subscribers.task_routes())
+        defaults["beat_schedule"].update(subscribers.beat_entries())
     if broker:
         defaults["broker_url"] = broker
     return defaults

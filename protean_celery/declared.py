@@ -5,7 +5,7 @@ yet. Rather than ignore them, ``unhonoured(domain)`` names each one, so
 ``celery -A app protean check`` can refuse to print "guarantees in force"::
 
     for item in unhonoured(app.domain):
-        print(item)     # "Broker subscriber OrderFeed (broker 'default', stream 'orders'): …"
+        print(item)     # "[server.priority_lanes] enabled = true: …"
 
 It reads the registry and ``domain.config`` only: no I/O, no initialised domain needed.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from protean_celery.subscriptions import REASONS
 
 __all__ = ["Unhonoured", "unhonoured"]
 
@@ -40,35 +42,29 @@ def unhonoured(domain: Any) -> list[Unhonoured]:
     Args:
         domain: a Protean domain (registered elements and ``config``; initialising it is not needed).
     """
-    config = domain.config
     return [
-        *_subscribers(domain),
-        *_external_brokers(config),
+        *_broker_subscription(domain.config),
         *_subscription_keys(domain),
     ]
 
 
-def _records(domain: Any, kind: str) -> list[Any]:
-    return [record.cls for record in (getattr(domain.registry, kind, None) or {}).values()]
+#: What a broker subscriber reads of ``[server.broker_subscription]`` (its retries; dead-lettering stays on).
+_BROKER_SUBSCRIPTION_KEYS = frozenset({"max_retries", "retry_delay_seconds", "enable_dlq"})
 
 
-def _subscribers(domain: Any) -> Iterator[Unhonoured]:
-    for cls in _records(domain, "subscribers"):
-        meta = getattr(cls, "meta_", None)
-        yield Unhonoured(
-            f"Broker subscriber {cls.__name__} (broker {getattr(meta, 'broker', None)!r}, "
-            f"stream {getattr(meta, 'stream', None)!r})",
-            "no task consumes broker subscribers under protean-celery yet, so its messages are never handled",
-        )
-
-
-def _external_brokers(config: Any) -> Iterator[Unhonoured]:
-    brokers = (config.get("outbox") or {}).get("external_brokers") or []
-    if brokers:
-        yield Unhonoured(
-            f"[outbox] external_brokers = {list(brokers)!r}",
-            "outbox rows for external brokers are not relayed by protean-celery yet",
-        )
+def _broker_subscription(config: Any) -> Iterator[Unhonoured]:
+    """Broker subscribers run as tasks (``protean_celery.subscribers``); only discarding is refused."""
+    table = (config.get("server") or {}).get("broker_subscription") or {}
+    for key, value in sorted(table.items()):
+        if key == "enable_dlq" and not value:
+            yield Unhonoured(
+                "[server.broker_subscription] enable_dlq = false",
+                "a broker subscriber's exhausted messages are always dead-lettered (protean dlq), never "
+                "discarded; remove the key, and purge the dead letters you do not want",
+            )
+        elif key not in _BROKER_SUBSCRIPTION_KEYS:
+            reason = REASONS.get(key, "not a Protean broker subscription setting, and protean-celery does not read it")
+            yield Unhonoured(f"[server.broker_subscription] {key}", f"not honoured by protean-celery: {reason}")
 
 
 def _subscription_keys(domain: Any) -> Iterator[Unhonoured]:

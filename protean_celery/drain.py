@@ -4,9 +4,11 @@ Used by the test drain (``protean_celery.testing.drain``, on Kombu's in-memory
 transport) and by ``celery -A app protean drain`` (on the app's real broker and
 databases: Protean's ``protean server --test-mode``).
 
-A pass relays outbox rows, commands and, with the outbox off, events from the
-event store (``outbox/events.py``), then takes each message of each queue
-of the app's topology (a handler task, a relay tick), runs the same task body a
+A pass fires due deadlines (``protean_celery.deadlines``: by the domain's clock,
+so a test's fake clock decides what is due), relays outbox rows, commands and, with the
+outbox off, events from the event store (``outbox/events.py``), and bridges the broker
+subscribers' streams; then it takes each message of each queue of the app's topology and
+of its subscribers (a handler task, a relay tick, a subscriber task), runs the same task body a
 worker runs (``Task.apply``: retries run at once, an exhausted message is
 dead-lettered as a worker would) and acknowledges it. A message taken but not
 acknowledged (this process dies mid-task) goes back to its queue as it would
@@ -25,6 +27,7 @@ from typing import Any
 from celery.exceptions import Reject
 
 from protean_celery.backlog import backlog
+from protean_celery.deadlines.firing import fire_due
 
 __all__ = ["DrainError", "DrainReport", "HandlerFailure", "run_pending"]
 
@@ -106,8 +109,9 @@ def run_pending(
     while report.cycles < max_cycles and time.monotonic() < deadline:
         report.cycles += 1
         app.runtime.commits.flush()  # what this process's relay thread holds counts as pending too
+        fire_due(app.runtime)
         relayed = app.runtime.relay.run()
-        report.relayed += relayed.moved
+        report.relayed += relayed.moved + _bridge(app)
         report.unrouted += relayed.unrouted
         ran = _consume(app, report, raise_errors)
         if until is not None and until():
@@ -130,9 +134,9 @@ def _consume(app: Any, report: DrainReport, raise_errors: bool) -> int:
     ran = 0
     with app.connection_for_read() as connection:
         channel = connection.default_channel
-        for queue in app.topology.queues:
+        for queue in (*app.topology.queues, *_subscriber_queues(app)):
             bound = queue.bind(channel)
-            while (message := bound.get(no_ack=False, accept=["json"])) is not None:
+            while (message := bound.get(no_ack=False, accept=list(app.conf.accept_content or ["json"]))) is not None:
                 ran += 1
                 report.tasks += 1
                 failure = _run(app, message)
@@ -142,6 +146,19 @@ def _consume(app: Any, report: DrainReport, raise_errors: bool) -> int:
                         raise DrainError(failure) from failure.error
                     report.failures.append(failure)
     return ran
+
+
+def _bridge(app: Any) -> int:
+    """Move what the broker subscribers' streams hold into their queues; how many messages."""
+    subscribers = getattr(app, "subscribers", None)
+    if subscribers is None:
+        return 0
+    return sum(subscribers.bridge.run(route.name).published for route in subscribers.routes)
+
+
+def _subscriber_queues(app: Any) -> tuple[Any, ...]:
+    subscribers = getattr(app, "subscribers", None)
+    return tuple(subscribers.queues) if subscribers is not None else ()
 
 
 def _run(app: Any, message: Any) -> HandlerFailure | None:

@@ -29,6 +29,10 @@
     ├── OutboxError                                 outbox tooling: a row that cannot be requeued
     │   └── OutboxRowNotFound(OutboxError, KeyError)
     │                                               no outbox row has this id
+    ├── DeadlineError(..., ValueError)              a deadline that cannot be scheduled: no time,
+    │   │                                           a naive time, an unregistered message
+    │   └── DeadlineNotFound(DeadlineError, KeyError)
+    │                                               no pending deadline has this key
     ├── EventStoreError                             the SQL event store cannot serve a call
     │   └── EventStoreNotSetUp                      its table is missing: run ``protean db setup``
     └── ServerError                                 a test/embedded server cannot be started
@@ -64,6 +68,8 @@ __all__ = [
     "DeadLetterError",
     "OutboxError",
     "OutboxRowNotFound",
+    "DeadlineError",
+    "DeadlineNotFound",
     "EventStoreError",
     "EventStoreNotSetUp",
     "ServerError",
@@ -173,6 +179,17 @@ class OutboxError(ProteanCeleryError):
 
 class OutboxRowNotFound(OutboxError, KeyError):
     """No outbox row of any provider has this id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class DeadlineError(ProteanCeleryError, ValueError):
+    """A deadline that cannot be scheduled or fired as asked (see :mod:`protean_celery.deadlines`)."""
+
+
+class DeadlineNotFound(DeadlineError, KeyError):
+    """No pending deadline has this key (it fired, was cancelled, or never existed)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message

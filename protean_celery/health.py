@@ -118,9 +118,10 @@ def event_store(app: Any) -> Check:
 
 
 def tables(app: Any) -> Check:
-    """protean-celery's tables exist: the state database's (relay cursors, dead letters, ledger) and the inbox."""
+    """protean-celery's tables exist: the state database's (cursors, dead letters, ledger), inbox and deadlines."""
     from sqlalchemy import inspect
 
+    from protean_celery.deadlines.table import deadlines_table
     from protean_celery.inbox import inbox_table
     from protean_celery.state import STATE_TABLES
 
@@ -128,6 +129,7 @@ def tables(app: Any) -> Check:
     wanted = [(state.engine, table.name) for table in STATE_TABLES] if state.durable else []
     if app.runtime.inbox.enabled:
         wanted.append((app.runtime.inbox.engine, inbox_table.name))
+        wanted.append((app.runtime.inbox.engine, deadlines_table.name))  # beside the inbox: the default database
     missing = [name for engine, name in wanted if not inspect(engine).has_table(name)]
     if missing:
         return Check("tables", False, f"missing {', '.join(missing)}: run `protean db setup`")

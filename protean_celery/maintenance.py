@@ -87,8 +87,8 @@ def prune_outbox(domain: Any) -> dict[str, int]:
     """
     cleanup = (domain.config.get("outbox") or {}).get("cleanup") or {}
     options: dict[str, Any] = {
-        "published_retention_hours": int(cleanup.get("published_retention_hours", 168)),
-        "abandoned_retention_hours": int(cleanup.get("abandoned_retention_hours", 720)),
+        "published_retention_hours": float(cleanup.get("published_retention_hours", 168)),
+        "abandoned_retention_hours": float(cleanup.get("abandoned_retention_hours", 720)),
         "batch_size": cleanup.get("batch_size"),
     }
     totals = {"outbox_published": 0, "outbox_abandoned": 0}

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 __all__ = [
+    "broker_correlation_id",
+    "broker_source_id",
     "correlation_value",
+    "ensure_consumer_group",
     "events_for_correlation",
     "handle_message",
     "handled_types",
@@ -46,7 +49,9 @@ __all__ = [
     "process_manager_methods",
     "provider_engine",
     "provider_engines",
+    "raw_stream_entry",
     "read_category",
+    "reclaim_stream_pending",
     "reset_client",
     "resolve_type",
     "transient_retry_config",
@@ -107,12 +112,16 @@ def read_category(store: BaseEventStore, category: str, position: int, limit: in
 
 
 def reset_client(store: Any) -> None:
-    """Drop a Message DB store's cached client (a lazy pool, rebuilt on first use); no-op for others.
+    """Give a Message DB store a new client on a lazy, pre-pinging pool; no-op for others.
 
-    Duck-typed on ``_client``: importing Protean's Message DB adapter needs its optional driver.
+    The old client's connections are left alone (in a forked child they are the
+    parent's). See :mod:`protean_celery.event_store.message_db`. Duck-typed on
+    ``_client``: importing Protean's Message DB adapter needs its optional driver.
     """
-    if hasattr(store, "_client"):
-        store._client = None
+    if hasattr(store, "_client") and getattr(store, "conn_info", {}).get("database_uri"):
+        from protean_celery.event_store.message_db import pinging_client
+
+        store._client = pinging_client(store)
 
 
 # -- types ------------------------------------------------------------------------
@@ -200,3 +209,73 @@ def trace_listening(emitter: Any) -> bool:
     the last cached for two seconds), asked before an event is built.
     """
     return bool(emitter._ensure_initialized() and (emitter._persist or emitter._check_subscribers()))
+
+
+# -- broker subscribers ------------------------------------------------------------
+
+
+def broker_correlation_id(payload: dict[str, Any]) -> str:
+    """The correlation id Protean's server gives a broker message (a new one when it carries none)."""
+    from protean.server.engine import _extract_correlation_id
+
+    return str(_extract_correlation_id(payload))
+
+
+def broker_source_id(payload: dict[str, Any]) -> str | None:
+    """The source event's id a broker message carries, which Protean's server prefers to the broker's id."""
+    from protean.server.engine import _extract_source_message_id
+
+    found = _extract_source_message_id(payload)
+    return str(found) if found else None
+
+
+def ensure_consumer_group(broker: Any, stream: str, group: str) -> None:
+    """Create ``group`` on ``stream`` unless it exists (the broker's ``_ensure_group``, as Protean's server calls it).
+
+    A group created before the stream's first entry still reads it: Protean's Redis
+    adapter starts new groups at the stream's beginning.
+    """
+    broker._ensure_group(group, stream)
+
+
+def reclaim_stream_pending(broker: Any, stream: str, group: str, idle_seconds: float, limit: int = 1000) -> int:
+    """Hand ``group``'s entries idle over ``idle_seconds`` to ``broker``'s own consumer; returns how many.
+
+    A reader that died between reading and acknowledging leaves its entries pending
+    under its consumer name, and Protean's ``read`` re-reads only its own consumer's
+    pending entries. ``XAUTOCLAIM`` moves them to this broker's consumer, whose next
+    ``read`` returns them. No-op (0) on a broker without a Redis client.
+    """
+    client = _redis_client(broker)
+    consumer = getattr(broker, "_consumer_name", None)
+    if client is None or consumer is None:
+        return 0
+    claimed, start = 0, "0-0"
+    while claimed < limit:
+        reply = client.xautoclaim(stream, group, consumer, min_idle_time=int(idle_seconds * 1000), start_id=start,
+                                  count=100)  # with justid, redis-py drops the cursor
+        start = reply[0]
+        claimed += len(reply[1])
+        if start in (b"0-0", "0-0"):
+            break
+    return claimed
+
+
+def raw_stream_entry(broker: Any, stream: str, message_id: str) -> dict[str, str] | None:
+    """The fields of one stream entry as stored, decoded leniently (None without a Redis client or entry)."""
+    client = _redis_client(broker)
+    if client is None:
+        return None
+    entries = client.xrange(stream, min=message_id, max=message_id, count=1)
+    if not entries:
+        return None
+    return {_text(key): _text(value) for key, value in entries[0][1].items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _redis_client(broker: Any) -> Any:
+    """The Redis client of Protean's ``redis`` broker (reconnected if closed); None for other brokers."""
+    return broker._client if hasattr(broker, "redis_instance") else None

@@ -85,10 +85,10 @@ def read_handlers(domain: Any) -> tuple[HandlerSpec, ...]:
         *(_subscriber(r.cls, HandlerKind.PROCESS_MANAGER) for r in _records(registry.process_managers)),
         *_dispatchers(_records(registry.command_handlers)),
     ]
-    if not specs:
+    if not specs and not _records(registry.subscribers):
         raise ConfigurationError(
-            f"Domain {domain.name!r} has no command handlers, event handlers, projectors or "
-            "process managers: there is nothing for Celery to run. Register handlers "
+            f"Domain {domain.name!r} has no command handlers, event handlers, projectors, "
+            "process managers or broker subscribers: there is nothing for Celery to run. Register handlers "
             "(and call domain.init()) before ProteanCelery(domain)."
         )
     return tuple(specs)

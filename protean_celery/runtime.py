@@ -99,6 +99,7 @@ class Runtime:
         if settings.continuation_messages > 0 and self.commits.capture:
             self.relay.markers = self.inbox.handled  # commands a continuing task handled are not published again
         tune_sqlite(domain)
+        reset_client(domain.event_store.store)  # Message DB: a pool that survives a database restart
 
     def replay(self, entry_id: str, celery: Celery) -> str:
         """Republish a dead letter to its handler's queue and forget it; returns the new task id.
@@ -216,7 +217,7 @@ class Runtime:
         if isinstance(store, SQLEventStore):
             store.dispose(close=False)
         else:
-            reset_client(store)  # Message DB: a lazy pool, rebuilt on first use
+            reset_client(store)  # Message DB: a new lazy pool, opened on first use
         self.state.dispose(close=False)
 
     def close(self) -> None:

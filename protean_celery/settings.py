@@ -111,6 +111,12 @@ class CelerySettings:
             must stay below ``inbox_retention_hours``.
         redelivery_attempts: republications of one lost message before the sweep
             dead-letters it.
+        deadline_interval: seconds between beat ticks that fire due deadlines
+            (:mod:`protean_celery.deadlines`): a deadline fires within this of its time.
+        deadline_batch_size: due deadlines fired per transaction; a tick fires batches
+            until none is due.
+        deadline_attempts: tries to fire one deadline whose message cannot be built or
+            processed before it is left as ``failed`` (``protean deadlines list``).
         continuation_messages: a handler task goes on to handle, in its own process, up
             to this many of the messages its commits produced for handlers this worker
             consumes, before the relay publishes the rest (:mod:`protean_celery.continuation`);
@@ -118,9 +124,20 @@ class CelerySettings:
         ordering_retries: how often an ordered handler's message that arrived before its
             predecessor is deferred (a short countdown, not counted against the handler's
             retries) before it is dead-lettered as ``OrderingGap``.
+        subscriber_reclaim_seconds: a broker subscriber's stream entry read but not acknowledged
+            for this long (its bridge died between publishing and acknowledging) is taken over
+            by the next bridge run.
         accept_unsigned: run task payloads without Protean's checksum
             (``metadata.envelope.checksum``) instead of dead-lettering them; for a
             migration from producers that do not sign, off by default.
+        security_key: path of the PEM (RSA) private key this app signs its task messages
+            with; with ``security_certificate`` and ``security_cert_store`` it turns Celery's
+            message signing on (:mod:`protean_celery.signing`). ``None``: no signing.
+        security_key_password: the key's password, when it is encrypted.
+        security_certificate: path of the PEM certificate of ``security_key``.
+        security_cert_store: directory (or glob) of the PEM certificates whose signed
+            messages workers accept.
+        security_digest: the signature's digest (Celery's ``security_digest``).
     """
 
     broker_url: str | None = None
@@ -143,9 +160,18 @@ class CelerySettings:
     redeliver_after: float = 300.0
     sweep_horizon_hours: float = 24.0
     redelivery_attempts: int = 3
+    deadline_interval: float = 1.0
+    deadline_batch_size: int = 200
+    deadline_attempts: int = 5
     accept_unsigned: bool = False
     continuation_messages: int = 32
     ordering_retries: int = 100
+    subscriber_reclaim_seconds: float = 60.0
+    security_key: str | None = None
+    security_key_password: str | None = None
+    security_certificate: str | None = None
+    security_cert_store: str | None = None
+    security_digest: str = "sha256"
 
     def for_handler(self, name: str) -> HandlerOptions:
         """The retry options set for the handler class ``name``: its own table over ``[custom.celery]``.
@@ -268,6 +294,8 @@ def _validate(settings: CelerySettings) -> None:
         raise ConfigurationError("[custom.celery] ordering_retries must be zero or positive.")
     _validate_maintenance(settings)
     _validate_sweep(settings)
+    _validate_deadlines(settings)
+    _validate_signing(settings)
     if not settings.queue_prefix or any(ch in settings.queue_prefix for ch in ".*# "):
         raise ConfigurationError("[custom.celery] queue_prefix must be a non-empty word without . * # or spaces.")
 
@@ -293,9 +321,37 @@ def _validate_sweep(settings: CelerySettings) -> None:
         raise ConfigurationError("[custom.celery] redeliver_after must be at least 5 seconds.")
     if settings.redelivery_attempts < 1:
         raise ConfigurationError("[custom.celery] redelivery_attempts must be at least 1.")
+    if settings.subscriber_reclaim_seconds <= 0:
+        raise ConfigurationError("[custom.celery] subscriber_reclaim_seconds must be positive (seconds).")
     if not settings.redeliver_after / 3600 < settings.sweep_horizon_hours < settings.inbox_retention_hours:
         raise ConfigurationError(
             f"[custom.celery] sweep_horizon_hours ({settings.sweep_horizon_hours:g}) must exceed redeliver_after "
             f"({settings.redeliver_after:g} s) and stay below inbox_retention_hours "
             f"({settings.inbox_retention_hours:g}): the sweep decides what was handled from the inbox markers."
+        )
+
+
+def _validate_deadlines(settings: CelerySettings) -> None:
+    if settings.deadline_interval <= 0:
+        raise ConfigurationError("[custom.celery] deadline_interval must be positive (seconds).")
+    if settings.deadline_batch_size < 1 or settings.deadline_attempts < 1:
+        raise ConfigurationError("[custom.celery] deadline_batch_size and deadline_attempts must be >= 1.")
+_SIGNING = ("security_key", "security_certificate", "security_cert_store")
+
+
+def _validate_signing(settings: CelerySettings) -> None:
+    for key in _SIGNING:
+        value = getattr(settings, key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigurationError(f"[custom.celery] {key} must be a file path, got {value!r}.", setting=key)
+    if settings.security_key_password is not None and not isinstance(settings.security_key_password, str):
+        raise ConfigurationError("[custom.celery] security_key_password must be a string.",  # never the value
+                                 setting="security_key_password")
+    given = [key for key in _SIGNING if getattr(settings, key)]
+    if given and len(given) < len(_SIGNING):
+        missing = [key for key in _SIGNING if key not in given]
+        raise ConfigurationError(
+            f"[custom.celery] message signing needs {', '.join(_SIGNING)} together; {', '.join(given)} "
+            f"set, {', '.join(missing)} missing.",
+            setting=missing[0],
         )

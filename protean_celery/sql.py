@@ -4,7 +4,10 @@ SQLite engines run in WAL mode with a 30 s busy timeout and emit their own
 ``BEGIN``: a plain ``BEGIN`` for reads, ``BEGIN IMMEDIATE`` (the database write
 lock, taken up front) when a connection asks for ``execution_options(immediate=True)``.
 That is how two processes appending to one SQLite store serialise instead of
-failing half-way. Errors never show a password.
+failing half-way. Server engines (PostgreSQL) pre-ping each pooled connection
+as it is checked out, so a connection left stale by a database restart is
+replaced, not handed to the caller: the first call after a restart succeeds.
+Errors never show a password.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def make_engine(uri: str, where: str, **pool: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _sqlite_transactions(engine)
         return engine
-    options = {"pool_size": 5, "max_overflow": 10, **pool}
+    options = {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True, **pool}
     return create_engine(url, **options)
 
 

@@ -3,7 +3,7 @@
 Protean's ``Domain.setup_database()`` and friends manage the aggregate, projection
 and outbox tables; none of them touches an event store. These functions call
 Protean's and then manage our own (see :mod:`protean_celery.state` for where each
-lives): the inbox and the SQL event store in the domain's databases, the relay
+lives): the inbox, the deadlines and the SQL event store in the domain's databases, the relay
 cursors, the dead letters and the redelivery ledger in the state database
 (``app.runtime.state``).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from protean_celery.databases import prepare_databases
+from protean_celery.deadlines.table import DeadlineStore
 from protean_celery.inbox import Inbox
 from protean_celery.startup import database_uris
 from protean_celery.state import StateDatabase, domain_stores
@@ -48,10 +49,11 @@ def drop(domain: Any, state: StateDatabase | None = None) -> None:
 
 
 def truncate(domain: Any, state: StateDatabase | None = None) -> None:
-    """Protean's ``truncate_database()`` (which also resets the event store), the inbox, the lanes, then ``state``'s."""
+    """Protean's ``truncate_database()`` (which resets the event store too), our domain tables, then ``state``'s."""
     with domain.domain_context():
         domain.truncate_database()
     Inbox(domain).truncate()
     Turns(domain).truncate()
+    DeadlineStore(domain).truncate()
     if state is not None:
         state.truncate()

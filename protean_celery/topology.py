@@ -26,8 +26,9 @@ from protean_celery.registry import HandlerKind, HandlerSpec
 
 __all__ = ["RELAY_TASKS", "Route", "Topology", "build_topology"]
 
-#: The tasks on the relay queue: the outbox relay, the command relay, maintenance, the redelivery sweep.
-RELAY_TASKS = ("outbox", "commands", "maintenance", "sweep")
+#: The tasks on the relay queue: the outbox relay, the command relay, maintenance, the redelivery sweep,
+#: and the tick that fires due deadlines.
+RELAY_TASKS = ("outbox", "commands", "maintenance", "sweep", "deadlines")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class Topology:
         domain: the domain's normalized name.
         routes: one route per handler task.
         relay_queue: the queue of the relay tasks.
-        relay_tasks: the relay-queue task names (``outbox``, ``commands``, ``maintenance``, ``sweep``).
+        relay_tasks: the relay-queue task names (``outbox``, ``commands``, ``maintenance``, ``sweep``,
+            ``deadlines``).
         known_types: every event and command type the domain registers.
         lanes: Protean's priority lanes, when enabled.
     """

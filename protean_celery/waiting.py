@@ -10,8 +10,10 @@ operator, not for the relay):
   published has been due: a pending row since it was written, a failed row
   since its ``next_retry_at``. A relay that ticks keeps this near zero.
 
-Times are read back and compared in Python (a naive value is UTC), so SQLite's
-timezone-less columns compare the same as PostgreSQL's.
+Only this domain's rows count (another domain may share the outbox table; see
+:func:`~protean_celery.outbox.rows.domain_rows`). Times are read back and compared
+in Python (a naive value is UTC), so SQLite's timezone-less columns compare the
+same as PostgreSQL's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from protean.utils.outbox import OutboxStatus
 from protean.utils.query import Q
 
 from protean_celery.outbox.admin import providers, stuck_criteria
+from protean_celery.outbox.rows import domain_rows
 from protean_celery.protean_api import outbox_query
 
 __all__ = ["oldest_unpublished", "oldest_due"]
@@ -57,7 +60,7 @@ def oldest_due(domain: Any, now: datetime | None = None) -> dict[str, float | No
 
 
 def _first(domain: Any, provider: str, criteria: Q, order: str) -> Any:
-    query = outbox_query(domain, provider).filter(criteria).order_by(order)
+    query = outbox_query(domain, provider).filter(criteria & domain_rows(domain)).order_by(order)
     items = query.limit(1).all().items
     return items[0] if items else None
 

@@ -24,9 +24,13 @@ instead: an entry older than ``older_than`` seconds whose task id no worker
 reports (Celery's ``query_task``: active, reserved or scheduled) is put back on
 its queue with Kombu's own ``restore_by_tag`` (a transaction: an entry
 acknowledged meanwhile is left alone). When no worker answers, nothing is
-reclaimed: nobody could run it now, and the workers may only be slow. A message
-reclaimed from a live worker that did not answer in time runs twice; the inbox
-absorbs the second run.
+reclaimed: nobody could run it now, and the workers may only be slow. With
+several nodes, nothing is reclaimed either while a node that answered recently
+is silent (:mod:`protean_celery.broker.nodes`): it may be alive and slow, and what
+it holds would run twice. One sweep reclaims at a time (a Redis lock: with two
+beats, every sweep is sent twice), and an entry is put back only while it is
+still the delivery that was judged: a copy put back and taken again by a live
+worker keeps its delivery tag, with a new time in ``unacked_index``.
 """
 
 from __future__ import annotations
@@ -34,15 +38,20 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from protean_celery.broker.age import message_age
 from protean_celery.broker.base import Reclaimed, Sighting
 from protean_celery.broker.memory import virtual_depths
-from protean_celery.broker.workers import held_by_workers
+from protean_celery.broker.nodes import silent_nodes
+from protean_celery.broker.workers import held_by_nodes
 
-__all__ = ["RedisBroker"]
+__all__ = ["RedisBroker", "RECLAIM_LOCK"]
+
+#: The Redis key that lets one sweep at a time reclaim.
+RECLAIM_LOCK = "protean_celery.reclaim.lock"
 
 logger = logging.getLogger(__name__)
 
@@ -118,22 +127,36 @@ class RedisBroker:
         with self.celery.connection_for_write() as connection:
             channel = connection.default_channel
             client = channel.client
-            candidates = _taken_before(channel, client, older_than, limit)
-            if not candidates:
-                return []
-            held, answers = held_by_workers(self.celery, {entry[1] for entry in candidates.values()}, timeout)
-            if not answers:  # nobody could run them now, and the workers may only be slow
-                return []
-            reclaimed = []
-            for tag, (task, task_id, routing_key, held_for) in candidates.items():
-                if task_id in held:
-                    continue
-                channel.qos.restore_by_tag(tag, client)
-                reclaimed.append(Reclaimed(task, task_id, routing_key, held_for))
-                logger.warning(
-                    "redelivery sweep: %s[%s] was taken by a worker %.0f s ago and no worker holds it now; "
-                    "put back on its queue (routing key %s)", task, task_id, held_for, routing_key,
-                )
+            token = uuid.uuid4().hex
+            if not client.set(RECLAIM_LOCK, token, nx=True, ex=max(60, int(timeout * 10))):
+                return []  # another sweep is reclaiming right now
+            try:
+                return self._reclaim(channel, client, older_than, timeout, limit)
+            finally:
+                if _text(client.get(RECLAIM_LOCK)) == token:
+                    client.delete(RECLAIM_LOCK)
+
+    def _reclaim(self, channel: Any, client: Any, older_than: float, timeout: float, limit: int) -> list[Reclaimed]:
+        candidates = _taken_before(channel, client, older_than, limit)
+        if not candidates:
+            return []
+        held, answered = held_by_nodes(self.celery, {entry[1] for entry in candidates.values()}, timeout)
+        if not answered:  # nobody could run them now, and the workers may only be slow
+            return []
+        silent = silent_nodes(client, answered, grace=older_than)
+        if silent:  # alive a moment ago: they may hold some of these
+            logger.info("redelivery sweep: reclaiming nothing while %s do not answer", ", ".join(sorted(silent)))
+            return []
+        reclaimed = []
+        for tag, (task, task_id, routing_key, held_for, taken_at) in candidates.items():
+            if task_id in held or client.zscore(channel.unacked_index_key, tag) != taken_at:
+                continue  # held, or acknowledged or taken again since it was judged
+            channel.qos.restore_by_tag(tag, client)
+            reclaimed.append(Reclaimed(task, task_id, routing_key, held_for))
+            logger.warning(
+                "redelivery sweep: %s[%s] was taken by a worker %.0f s ago and no worker holds it now; "
+                "put back on its queue (routing key %s)", task, task_id, held_for, routing_key,
+            )
         return reclaimed
 
 
@@ -148,8 +171,10 @@ def _queued(channel: Any, client: Any, prefix: str, queue: str) -> set[str]:
     return found
 
 
-def _taken_before(channel: Any, client: Any, older_than: float, limit: int) -> dict[Any, tuple[str, str, str, float]]:
-    """Unacked entries taken more than ``older_than`` s ago, by delivery tag: (task, task id, routing key, age)."""
+def _taken_before(
+    channel: Any, client: Any, older_than: float, limit: int
+) -> dict[Any, tuple[str, str, str, float, float]]:
+    """Unacked entries taken more than ``older_than`` s ago, by tag: (task, task id, routing key, age, taken at)."""
     now = time.time()
     old = client.zrange(channel.unacked_index_key, 0, now - older_than, byscore=True, offset=0, num=limit,
                         withscores=True)
@@ -157,7 +182,7 @@ def _taken_before(channel: Any, client: Any, older_than: float, limit: int) -> d
     for tag, taken_at in old or []:
         entry = _entry(client.hget(channel.unacked_key, tag))
         if entry is not None:
-            candidates[tag] = (*entry, now - float(taken_at))
+            candidates[tag] = (*entry, now - float(taken_at), float(taken_at))
     return candidates
 
 
@@ -201,3 +226,7 @@ def _headers_id(message: Any) -> str | None:
         value = message["headers"].get("id")
         return str(value) if value is not None else None
     return None
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -14,7 +14,7 @@ from typing import Any
 
 from protean_celery.broker.base import Sighting
 
-__all__ = ["count_held", "held_by_workers", "search_workers"]
+__all__ = ["count_held", "held_by_nodes", "held_by_workers", "search_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +24,18 @@ def held_by_workers(celery: Any, ids: Iterable[str], timeout: float) -> tuple[se
 
     Returns those ids and how many workers answered (0 when asking failed: the broker hiccuped).
     """
+    held, nodes = held_by_nodes(celery, ids, timeout)
+    return held, len(nodes)
+
+
+def held_by_nodes(celery: Any, ids: Iterable[str], timeout: float) -> tuple[set[str], set[str]]:
+    """As :func:`held_by_workers`, with the names of the nodes that answered (none when asking failed)."""
     try:
         replies = celery.control.inspect(timeout=timeout).query_task(*sorted(ids)) or {}
     except Exception as exc:  # treat as no answer
         logger.warning("redelivery sweep: asking the workers failed: %r", exc)
-        return set(), 0
-    return {str(task_id) for tasks in replies.values() for task_id in (tasks or {})}, len(replies)
+        return set(), set()
+    return {str(task_id) for tasks in replies.values() for task_id in (tasks or {})}, {str(node) for node in replies}
 
 
 def count_held(celery: Any, ignore: Collection[str], timeout: float) -> int:

@@ -1,7 +1,8 @@
 """``celery -A app protean …``: registered through the ``celery.commands`` entry point.
 
 Sub-commands: ``topology``, ``check``, ``status``, ``drain``, ``db setup|setup-outbox|drop|truncate``,
-``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``, ``metrics``,
+``dlq list|inspect|replay|replay-all|purge``, ``outbox status|list|requeue``, ``deadlines list|cancel``,
+``metrics``,
 ``health --liveness|--readiness``.
 
 A user error (bad setting, unreachable broker or database, missing tables, unknown id)
@@ -15,6 +16,7 @@ import click
 
 from protean_celery.cli.check import check
 from protean_celery.cli.db import db
+from protean_celery.cli.deadlines import deadlines
 from protean_celery.cli.dlq import dlq
 from protean_celery.cli.drain import drain
 from protean_celery.cli.errors import ProteanGroup
@@ -42,6 +44,7 @@ protean.add_command(db)
 protean.add_command(dlq)
 protean.add_command(status)
 protean.add_command(outbox)
+protean.add_command(deadlines)
 protean.add_command(drain)
 protean.add_command(metrics)
 protean.add_command(health)

@@ -39,11 +39,13 @@ def check(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"PROBLEM  {line}")
     for line in warnings(app):
         click.echo(f"WARNING  {line}")
-    routes = len(app.topology.routes)
+    routes = f"{len(app.topology.routes)} handler tasks"
+    if getattr(app, "subscribers", None) is not None and app.subscribers.routes:
+        routes += f", {len(app.subscribers.routes)} broker subscriber task(s)"
     if found:
-        click.echo(f"{len(found)} problem(s); {routes} handler tasks.")
+        click.echo(f"{len(found)} problem(s); {routes}.")
         sys.exit(1)
-    click.echo(f"OK: {routes} handler tasks, broker and databases reachable, guarantees in force.")
+    click.echo(f"OK: {routes}, broker and databases reachable, guarantees in force.")
 
 
 def unreachable(app: Any, timeout: float = 5.0) -> list[str]:
@@ -89,6 +91,8 @@ def problems(app: Any) -> list[str]:
         found.append(str(exc))
     conf = app.conf
     for key, (wanted, why) in GUARANTEES.items():
+        if key == "task_serializer" and conf.get(key) == "auth" and getattr(app.settings, "security_key", None):
+            continue  # message signing: Celery's auth serializer signs JSON
         if conf.get(key) != wanted:
             found.append(f"Celery setting {key} = {conf.get(key)!r} weakens a guarantee ({why}): set it to {wanted!r}.")
     broker = str(conf.get("broker_url") or "")
@@ -126,8 +130,15 @@ def _parks_undecodable(consumer: Any) -> bool:
 
 
 def _domain_problems(domain: Any) -> list[str]:
+    from protean_celery.errors import ConfigurationError
+    from protean_celery.outbox.external import external_brokers
+
     config = domain.config
     found = []
+    try:
+        external_brokers(domain)  # the app refuses them at build; a later change to the config too
+    except ConfigurationError as exc:
+        found.append(str(exc))
     for name, conn in (config.get("databases") or {}).items():
         if name == "default" and conn.get("provider") == "memory":
             found.append(

@@ -79,7 +79,7 @@ def replay(ctx: click.Context, entry_id: str) -> None:
 
     app = _app(ctx)
     try:
-        click.echo(f"Replayed {entry_id} as task {app.runtime.replay(entry_id, app)}.")
+        click.echo(f"Replayed {entry_id} as task {_replay(app, entry_id)}.")
     except DeadLetterError as error:  # the entry stays; say why, exit 1
         raise click.ClickException(str(error)) from error
 
@@ -97,12 +97,20 @@ def replay_all(ctx: click.Context, task: str | None, category: str | None) -> No
     refused = []
     for entry in entries:
         try:
-            app.runtime.replay(entry.id, app)
+            _replay(app, entry.id)
         except DeadLetterError as error:
             refused.append(f"  {entry.id}: {error}")
     click.echo(f"Replayed {len(entries) - len(refused)} dead letter(s).")
     if refused:
         raise click.ClickException("\n".join([f"{len(refused)} dead letter(s) stay:", *refused]))
+
+
+def _replay(app: Any, entry_id: str) -> str:
+    """Replay one entry: a broker subscriber's to its queue, any other through the runtime."""
+    subscribers = getattr(app, "subscribers", None)
+    if subscribers is not None and subscribers.owns(app.runtime.dead_letters.get(entry_id).task):
+        return str(subscribers.replay(app.runtime, entry_id))
+    return str(app.runtime.replay(entry_id, app))
 
 
 @dlq.command()

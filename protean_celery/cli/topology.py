@@ -16,8 +16,11 @@ def topology(ctx: click.Context, as_json: bool) -> None:
     """Print exchanges, queues, bindings and tasks."""
     from protean_celery.cli.loading import app_of
 
-    shape = app_of(ctx).topology
+    app = app_of(ctx)
+    shape, subscribers = app.topology, getattr(app, "subscribers", None)
     if as_json:
-        echo_json(shape.as_dict())
+        echo_json({**shape.as_dict(), **({"subscribers": subscribers.as_list()} if subscribers else {})})
     else:
         click.echo(shape.describe())
+        if subscribers is not None and subscribers.routes:
+            click.echo(subscribers.describe())

@@ -1,7 +1,9 @@
 """Outbox health: counts, listings and requeueing of Protean's outbox rows (I/O).
 
 Behind ``celery -A app protean outbox status|list|requeue``. Everything goes
-through Protean's outbox repositories (one per provider that holds aggregates).
+through Protean's outbox repositories (one per provider that holds aggregates),
+and sees only this domain's rows (:func:`~protean_celery.outbox.rows.domain_rows`):
+another domain sharing the database keeps its own.
 
 Statuses are Protean's (``pending``, ``processing``, ``published``, ``failed``,
 ``abandoned``) plus one of ours, **stuck**: a FAILED row whose ``retry_count``
@@ -28,6 +30,7 @@ from protean.utils.outbox import OutboxStatus
 from protean.utils.query import F, Q
 
 from protean_celery.errors import OutboxError, OutboxRowNotFound
+from protean_celery.outbox.rows import domain_prefix, domain_rows
 from protean_celery.protean_api import outbox_providers, outbox_query, outbox_repo
 
 __all__ = [
@@ -104,15 +107,12 @@ def stuck_criteria() -> Q:
 
 
 def counts(domain: Any) -> dict[str, dict[str, int]]:
-    """Rows per status (``failed`` without the ``stuck`` ones), per provider."""
+    """This domain's rows per status (``failed`` without the ``stuck`` ones), per provider."""
     result: dict[str, dict[str, int]] = {}
     with domain.domain_context():
         for provider in providers(domain):
-            by_status = outbox_repo(domain, provider).count_by_status()
-            stuck = outbox_query(domain, provider).filter(stuck_criteria()).count()
-            by_status[OutboxStatus.FAILED.value] = by_status.get(OutboxStatus.FAILED.value, 0) - stuck
-            by_status[STUCK] = stuck
-            result[provider] = {status: int(by_status.get(status, 0)) for status in STATUSES}
+            query = outbox_query(domain, provider).filter(domain_rows(domain))
+            result[provider] = {status: int(query.filter(_criteria(status)).count()) for status in STATUSES}
     return result
 
 
@@ -126,7 +126,7 @@ def list_rows(domain: Any, status: str | None = None, limit: int = 50) -> list[O
     found: list[OutboxRow] = []
     with domain.domain_context():
         for provider in providers(domain):
-            query = outbox_query(domain, provider).filter(criteria).order_by("-created_at")
+            query = outbox_query(domain, provider).filter(criteria & domain_rows(domain)).order_by("-created_at")
             found.extend(_view(provider, row) for row in query.limit(limit).all().items)
     found.sort(key=lambda row: row.created_at.timestamp() if row.created_at else 0.0, reverse=True)
     return found[:limit]
@@ -166,7 +166,7 @@ def requeue_all(domain: Any, status: str) -> list[str]:
         found = [
             (provider, row)
             for provider in providers(domain)
-            for row in outbox_query(domain, provider).filter(criteria).all().items
+            for row in outbox_query(domain, provider).filter(criteria & domain_rows(domain)).all().items
         ]
         _reset(domain, found)
     return [str(row.id) for _provider, row in found]
@@ -187,9 +187,11 @@ def _reset(domain: Any, found: list[tuple[str, Any]]) -> None:
 def _find(domain: Any, row_id: str) -> tuple[str, Any]:
     for provider in providers(domain):
         try:
-            return provider, outbox_repo(domain, provider).get(row_id)
+            row = outbox_repo(domain, provider).get(row_id)
         except ObjectNotFoundError:
             continue
+        if str(row.stream_name).startswith(domain_prefix(domain)):  # not another domain's row
+            return provider, row
     raise OutboxRowNotFound(
         f"No outbox row {row_id!r}: `celery -A <app> protean outbox list` shows the ids.", row_id=row_id
     )

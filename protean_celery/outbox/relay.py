@@ -7,7 +7,10 @@
   A failure writes ``[outbox.retry] max_attempts`` onto the row's ``max_retries``
   so claiming and retrying agree: after that many attempts the row is ABANDONED
   with its error, never stranded in FAILED (``protean outbox`` lists and
-  requeues such rows).
+  requeues such rows). Claiming and marking live in ``claims.py``; only this
+  domain's rows are ever claimed or marked, so domains can share a database.
+* **External brokers.** Rows Protean writes for ``[outbox] external_brokers`` go
+  to that broker through Protean's adapter, never to a task (see ``external.py``).
 * **Commands.** Protean 0.18 appends async commands to the event store only; the
   relay reads each command category past a locked cursor (see ``cursor.py``).
   A command that cannot be decoded, or whose payload is above ``max_payload_bytes``,
@@ -30,13 +33,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import timedelta
 from typing import Any
 
-from protean.core.unit_of_work import UnitOfWork
 from protean.utils.eventing import Message
-from protean.utils.outbox import OutboxStatus
-from protean.utils.query import Q
 
 from protean_celery.commits import Committed
 from protean_celery.deadletter import DeadLetters
@@ -45,14 +44,16 @@ from protean_celery.envelope import encode, message_key, metadata_of, task_id
 from protean_celery.errors import RelayError
 from protean_celery.flower import argsrepr
 from protean_celery.intake import check_size
-from protean_celery.outbox.admin import counts, max_attempts
+from protean_celery.outbox.admin import counts
 from protean_celery.outbox.admin import providers as outbox_providers
+from protean_celery.outbox.claims import Unreachable, broker_down
 from protean_celery.outbox.commands import CommandRelay, command_cursor_name
 from protean_celery.outbox.cursor import CursorStore
 from protean_celery.outbox.events import EventStoreRelay
+from protean_celery.outbox.external import ExternalRelay, external_brokers
 from protean_celery.outbox.report import RelayReport
-from protean_celery.outbox.rows import outbox_message
-from protean_celery.protean_api import outbox_claim, outbox_eligible, outbox_model, outbox_repo, outbox_update
+from protean_celery.outbox.rows import internal_broker, outbox_message
+from protean_celery.protean_api import outbox_model, outbox_repo
 from protean_celery.settings import CelerySettings
 from protean_celery.topology import Route, Topology
 from protean_celery.traces.events import relayed
@@ -62,7 +63,7 @@ __all__ = ["Relay", "RelayReport", "command_cursor_name"]
 logger = logging.getLogger(__name__)
 
 
-class Relay(CommandRelay, EventStoreRelay):
+class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
     """Relays outbox rows and commands of one domain to its handler tasks.
 
     Args:
@@ -72,6 +73,9 @@ class Relay(CommandRelay, EventStoreRelay):
         settings: protean-celery settings (batch size, lock time).
         cursors: where the command relay keeps its cursors.
         dead_letters: where commands it cannot publish go.
+
+    Raises:
+        ConfigurationError: ``[outbox] external_brokers`` names a broker ``[brokers]`` does not configure.
     """
 
     #: Eager mode: applies the tasks this relay would publish (set by the runtime; see ``eager.py``).
@@ -93,6 +97,7 @@ class Relay(CommandRelay, EventStoreRelay):
         self.cursors = cursors
         self.dead_letters = dead_letters
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self.externals = external_brokers(domain)
         self._outbox_models: dict[type, str] | None = None
 
     @settles
@@ -161,54 +166,55 @@ class Relay(CommandRelay, EventStoreRelay):
 
     @settles
     def publish_committed(self, rows: list[Any], done: Committed | None = None) -> int:
-        """Publish outbox rows a commit of this process just wrote, by id, without claiming them.
+        """Publish outbox rows a commit of this process just wrote, by id; returns how many were published.
 
-        ``rows`` are Protean's outbox database models, as flushed. Each is published
-        and then marked published in one statement per provider, guarded on
-        ``pending``: a row a tick relay claimed meanwhile keeps that relay's outcome
-        (both copies carry one task id; the inbox absorbs the second). A row that
-        fails to publish (too large, say) stays pending for the tick, which records why;
-        when the broker goes down the rows already sent are still marked. Rows for an external broker
-        are left to that broker's relay. Returns how many rows were published.
+        ``rows`` are Protean's outbox database models, as flushed. Rows for the
+        internal broker are published without a claim, then marked published in one
+        statement per provider, guarded on ``pending``: a row a tick relay claimed
+        meanwhile keeps that relay's outcome (both copies carry one task id; the
+        inbox absorbs the second). A row that fails to publish (too large, say) stays
+        pending for the tick, which records why; when the broker goes down the rows
+        already sent are still marked. Rows for an external broker go to it, claimed
+        by id first (``external.py``), even when the Celery broker is down.
         """
         models = self._models()
-        published: dict[str, list[Any]] = {}
         with self.domain.domain_context():
+            internal: list[tuple[str, Any]] = []
+            external: list[tuple[str, Any]] = []
+            for row in rows:
+                if type(row) in models:
+                    target = internal if row.target_broker == self.internal_broker else external
+                    target.append((models[type(row)], type(row).to_entity(row)))
+            sent = 0
             try:
-                with self.celery.producer_or_acquire() as producer:
-                    for row in rows:
-                        provider = models.get(type(row))
-                        if provider is None or row.target_broker != self.internal_broker:
-                            continue
-                        entity = type(row).to_entity(row)
-                        try:
-                            self.publish(*outbox_message(entity), producer, done, priority=entity.priority)
-                        except Exception as exc:
-                            if _broker_down(exc):
-                                raise
-                            # This row only (too large, say): the tick claims it and records why.
-                            logger.warning("relay: outbox row %s left to the next tick: %s", entity.id, exc)
-                            continue
-                        published.setdefault(provider, []).append(entity.id)
-                        relayed(self.domain, [entity], {entity.id: None}, self.worker_id)
+                sent += self._publish_internal_committed(internal, done)
             finally:
-                self._mark_published(published)  # what went out before the broker went down, too
-        return sum(len(ids) for ids in published.values())
+                sent += self._publish_external_committed(external) if external else 0
+            return sent
 
-    def _mark_published(self, published: dict[str, list[Any]]) -> None:
-        now = self.domain.clock.now()
-        for provider, ids in published.items():
-            outbox_update(
-                outbox_repo(self.domain, provider), Q(id__in=ids) & Q(status=OutboxStatus.PENDING.value),
-                status=OutboxStatus.PUBLISHED.value, published_at=now, last_processed_at=now,
-            )
+    def _publish_internal_committed(self, rows: list[tuple[str, Any]], done: Committed | None) -> int:
+        published: dict[str, list[Any]] = {}
+        try:
+            with self.celery.producer_or_acquire() as producer:
+                for provider, row in rows:
+                    try:
+                        self.publish(*outbox_message(row), producer, done, priority=row.priority)
+                    except Exception as exc:
+                        if broker_down(exc):
+                            raise
+                        # This row only (too large, say): the tick claims it and records why.
+                        logger.warning("relay: outbox row %s left to the next tick: %s", row.id, exc)
+                        continue
+                    published.setdefault(provider, []).append(row.id)
+                    relayed(self.domain, [row], {row.id: None}, self.worker_id)
+        finally:
+            self._mark_published(published)  # what went out before the broker went down, too
+        return sum(len(ids) for ids in published.values())
 
     @property
     def internal_broker(self) -> str:
         """The broker name Protean writes on internal outbox rows (``[outbox] broker``)."""
-        from protean.utils.outbox import DEFAULT_TARGET_BROKER
-
-        return str(self.domain.config.get("outbox", {}).get("broker", DEFAULT_TARGET_BROKER))
+        return internal_broker(self.domain)
 
     def _models(self) -> dict[type, str]:
         if self._outbox_models is None:
@@ -221,43 +227,14 @@ class Relay(CommandRelay, EventStoreRelay):
     def _outbox_batch(self, providers: list[str], report: RelayReport, grace: bool = False) -> None:
         for provider in providers:
             repo = outbox_repo(self.domain, provider)
-            rows = self._claim(repo, grace)
-            if not rows:
-                continue
-            outcomes = self._publish_rows(rows, report)
-            relayed(self.domain, rows, outcomes, self.worker_id)
-            self._record(repo, outcomes)
-            report.events += sum(1 for error in outcomes.values() if error is None)
-            report.failed += sum(1 for error in outcomes.values() if error is not None)
-
-    def _claim(self, repo: Any, grace: bool) -> list[Any]:
-        """Claim a batch of this relay's rows (internal broker only), as Protean's ``claim_batch`` does.
-
-        With ``grace``, rows younger than ``relay_grace_seconds`` are left to the
-        fast path that is publishing them by id (``publish_committed``).
-        """
-        seconds = self.settings.relay_grace_seconds if grace else 0.0
-        if seconds <= 0:
-            return list(repo.claim_batch(
-                self.worker_id, self.settings.relay_batch_size, target_broker=self.internal_broker,
-                lock_duration_minutes=self.settings.lock_minutes,
-            ))
-        now = self.domain.clock.now()
-        criteria = outbox_eligible(repo, now, self.internal_broker) & Q(
-            created_at__lt=now - timedelta(seconds=seconds)
-        )
-        return outbox_claim(
-            repo,
-            criteria,
-            {
-                "status": OutboxStatus.PROCESSING.value,
-                "locked_by": self.worker_id,
-                "locked_until": now + timedelta(minutes=self.settings.lock_minutes),
-                "last_processed_at": now,
-            },
-            limit=self.settings.relay_batch_size,
-            order_by="-priority",
-        )
+            rows = self._claim(repo, self.internal_broker, grace)
+            if rows:
+                outcomes = self._publish_rows(rows, report)
+                relayed(self.domain, rows, outcomes, self.worker_id)
+                self._record(repo, outcomes)
+                report.events += sum(1 for error in outcomes.values() if error is None)
+                report.failed += sum(1 for error in outcomes.values() if error is not None)
+            self._external_batch(provider, report, grace)
 
     def _publish_rows(self, rows: list[Any], report: RelayReport) -> dict[Any, Exception | None]:
         outcomes: dict[Any, Exception | None] = {}
@@ -269,71 +246,18 @@ class Relay(CommandRelay, EventStoreRelay):
                         report.tasks += self.publish(message, category, producer, priority=row.priority)
                         outcomes[row.id] = None
                     except Exception as exc:
-                        if _broker_down(exc):
+                        if broker_down(exc):
                             raise
                         logger.warning("relay: publishing outbox row %s failed: %s", row.id, exc)
                         outcomes[row.id] = exc  # recorded on the row, retried with backoff
         except Exception as exc:
-            if not _broker_down(exc):
+            if not broker_down(exc):
                 raise
             # The broker is unreachable: no row is at fault. The rows not yet published
             # go back unclaimed with their attempts untouched; the next tick retries them.
             for row in rows:
-                outcomes.setdefault(row.id, _Unreachable(str(exc)))
+                outcomes.setdefault(row.id, Unreachable(str(exc)))
         return outcomes
-
-    def _record(self, repo: Any, outcomes: dict[Any, Exception | None]) -> None:
-        now = self.domain.clock.now()
-        published = [row_id for row_id, error in outcomes.items() if error is None]
-        if published:
-            # One guarded bulk update (the DAO's infrastructure path for the
-            # outbox): only rows still locked by this relay become PUBLISHED.
-            outbox_update(
-                repo,
-                Q(id__in=published) & Q(locked_by=self.worker_id),
-                status=OutboxStatus.PUBLISHED.value,
-                published_at=now,
-                last_processed_at=now,
-                last_error=None,
-                locked_by=None,
-                locked_until=None,
-            )
-        unreachable = [row_id for row_id, error in outcomes.items() if isinstance(error, _Unreachable)]
-        if unreachable:
-            outbox_update(
-                repo,
-                Q(id__in=unreachable) & Q(locked_by=self.worker_id),
-                status=OutboxStatus.PENDING.value,
-                locked_by=None,
-                locked_until=None,
-            )
-        failed = {
-            row_id: error for row_id, error in outcomes.items()
-            if error is not None and not isinstance(error, _Unreachable)
-        }
-        if failed:
-            self._record_failures(repo, failed, now)
-        if unreachable:
-            raise RelayError(
-                f"The broker is unreachable; {len(unreachable)} outbox row(s) stay pending for the next relay tick: "
-                f"{outcomes[unreachable[0]]}"
-            )
-
-    def _record_failures(self, repo: Any, failed: dict[Any, Exception], now: Any) -> None:
-        base_delay = int(self.domain.config["outbox"]["retry"].get("base_delay_seconds", 1))
-        attempts = max_attempts(self.domain)
-        with UnitOfWork():
-            for row_id, error in failed.items():
-                row = repo.get(row_id)
-                if row.locked_by != self.worker_id:
-                    continue  # our claim expired and another relay took the row: its outcome stands
-                # [outbox.retry] max_attempts goes onto the row too: claim_batch
-                # stops claiming at retry_count == max_retries (the column, always
-                # 3 when Protean writes it), so the two must agree or the row is
-                # stuck in FAILED. The last attempt's failure makes it ABANDONED.
-                row.max_retries = attempts
-                row.mark_failed(error, base_delay_seconds=base_delay, max_retries=attempts, now=now)
-                repo.add(row)
 
     # -- publishing -------------------------------------------------------------
 
@@ -405,14 +329,3 @@ class Relay(CommandRelay, EventStoreRelay):
             argsrepr=shown if shown is not None else argsrepr(payload),
             kwargsrepr="{}",
         )
-
-
-class _Unreachable(Exception):
-    """The broker could not be reached while publishing an outbox row (not the row's fault)."""
-
-
-def _broker_down(exc: BaseException) -> bool:
-    """Whether ``exc`` means the broker is unreachable (a connection or timeout error in its chain)."""
-    from protean_celery.tasks.retry import Failure, classify
-
-    return classify(exc) is Failure.TRANSIENT

@@ -2,8 +2,9 @@
 
 One entry per outbox provider (the databases Protean writes outbox rows to), one
 for the command relay, one for maintenance (pruning inbox markers, dead
-letters and old outbox rows) and one for the redelivery sweep. Each tick expires after one interval, so a backlog
-of ticks never piles up behind busy workers: the next tick does the same work.
+letters and old outbox rows), one for the redelivery sweep and one firing due
+deadlines. Each tick expires after one interval, so a backlog of ticks never
+piles up behind busy workers: the next tick does the same work.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def beat_entries(
     interval: float,
     maintenance_interval: float | None = None,
     sweep_interval: float | None = None,
+    deadline_interval: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The ``beat_schedule`` entries for the relay queue's periodic tasks.
 
@@ -33,6 +35,8 @@ def beat_entries(
             ``maintenance`` task) schedules none.
         sweep_interval: seconds between redelivery sweeps; ``None`` or ``0`` (or no
             ``sweep`` task) schedules none.
+        deadline_interval: seconds between ticks firing due deadlines; ``None`` (or no
+            ``deadlines`` task) schedules none.
     """
     options = {"queue": relay_queue, "expires": interval}
     entries: dict[str, dict[str, Any]] = {}
@@ -59,5 +63,11 @@ def beat_entries(
             "task": relay_tasks["sweep"],
             "schedule": sweep_interval,
             "options": {"queue": relay_queue, "expires": sweep_interval},
+        }
+    if deadline_interval and "deadlines" in relay_tasks:
+        entries[relay_tasks["deadlines"]] = {
+            "task": relay_tasks["deadlines"],
+            "schedule": deadline_interval,
+            "options": {"queue": relay_queue, "expires": deadline_interval},
         }
     return entries

@@ -96,6 +96,10 @@ def register_tasks(celery: Any, runtime: Runtime) -> None:
             _register_maintenance(celery, runtime, name)
         elif what == "sweep":
             _register_sweep(celery, runtime, name)
+        elif what == "deadlines":
+            from protean_celery.deadlines.firing import register_deadline_task
+
+            register_deadline_task(celery, runtime, name)
         else:
             _register_relay(celery, runtime, name, what)
 

@@ -5,6 +5,9 @@ this module opens no connection and starts nothing.
 
 * ``redis_server`` / ``postgres_server``: real servers on 127.0.0.1 (session scope).
 * ``worker_factory``: start real ``celery worker`` processes, stopped after the test.
+* ``protean_celery_clock``: a :class:`~protean_celery.testing.clock.FakeClock` on the
+  test app's domain; ``protean_celery_clock.advance(timedelta(minutes=15))`` makes a
+  15-minute deadline due at once.
 """
 
 from __future__ import annotations
@@ -124,3 +127,15 @@ def protean_celery_drain(protean_celery_app: Any) -> Any:
     from protean_celery.testing.drain import drain
 
     return partial(drain, protean_celery_app)
+
+
+@pytest.fixture
+def protean_celery_clock(protean_celery_app: Any) -> Iterator[Any]:
+    """A fake clock on the test app's domain (``advance(timedelta)`` moves it); the real one is back after."""
+    from protean_celery.testing.clock import FakeClock
+
+    clock = FakeClock.install(protean_celery_app.domain)
+    try:
+        yield clock
+    finally:
+        clock.uninstall()

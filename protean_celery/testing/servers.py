@@ -131,11 +131,16 @@ class PostgresServer(_Server):
     Args:
         password: the ``postgres`` user's password, required over TCP
             (``scram-sha-256``); without one, connections are trusted.
+        crash_safe: keep ``synchronous_commit`` on, so a commit is in the WAL before
+            it returns and survives :meth:`crash_restart` (off by default: faster tests;
+            ``fsync`` stays off either way, since the machine itself does not crash).
     """
 
-    def __init__(self, password: str | None = None) -> None:
+    def __init__(self, password: str | None = None, crash_safe: bool = False) -> None:
         super().__init__()
         self.password = password
+        self.crash_safe = crash_safe
+        self.restarts = 0
 
     @property
     def url(self) -> str:
@@ -157,16 +162,42 @@ class PostgresServer(_Server):
         data = self.directory / "data"
         self._run([initdb, "-D", str(data), "-U", "postgres", *self._auth(user), "-E", "UTF8", "--no-sync"], user)
         self.port = free_port()
-        options = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+        self._spawn(postgres, user, timeout)
+        return self
+
+    def crash_restart(self, timeout: float = 60.0) -> None:
+        """Crash the server and start it again on the same data and port (``pg_ctl restart -m immediate``).
+
+        SIGQUIT is PostgreSQL's immediate shutdown: every backend exits at once, without
+        a checkpoint, and every client connection is cut; the next start runs crash
+        recovery from the WAL. Use ``crash_safe=True`` for committed rows to survive.
+        """
+        self.kill()
+        self.restart(timeout)
+
+    def kill(self) -> None:
+        """Immediate shutdown (SIGQUIT, ``pg_ctl stop -m immediate``): the server stays down until :meth:`restart`."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            self.process.wait(timeout=30)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start the server again on its data and port (after :meth:`kill`); crash recovery runs first."""
+        self._spawn(_pg_binary("postgres"), _pg_user(), timeout)
+        self.restarts += 1
+
+    def _spawn(self, postgres: str, user: pwd.struct_passwd | None, timeout: float) -> None:
+        assert self.directory is not None
+        commit = [] if self.crash_safe else ["-c", "synchronous_commit=off"]
+        options = ["-c", "fsync=off", *commit, "-c", "full_page_writes=off",
                    "-c", "max_connections=200", "-c", f"unix_socket_directories={self.directory}",
                    "-c", "listen_addresses=127.0.0.1", "-p", str(self.port)]
         log = (self.directory / "postgres.log").open("ab")
         self.process = subprocess.Popen(
-            [postgres, "-D", str(data), *options], stdout=log, stderr=subprocess.STDOUT,
+            [postgres, "-D", str(self.directory / "data"), *options], stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=_demote(user), start_new_session=True,
         )
         self._wait_ready(timeout)
-        return self
 
     def _auth(self, user: pwd.struct_passwd | None) -> list[str]:
         if not self.password:

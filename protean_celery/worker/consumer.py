@@ -14,11 +14,18 @@ task``)                                                    argument
 content type refused             ``task_rejected`` signal  ``DecodeError``; the raw
 (``accept_content``), invalid                              body
 task message, no task name
+signed (message signing on) but  ``Consumer.on_decode_``   ``DecodeError`` naming the
+its signature does not verify    ``error`` (Kombu's        signature; the raw body
+                                 ``DecodeError``)
 ===============================  ========================  ==========================
 
 The signals are public; for undecodable bodies Celery has no signal, so
 :class:`Consumer` (Celery's consumer, set as the ``worker_consumer`` setting by
 ``ProteanCelery``) parks them before Celery's own handling acknowledges them.
+With message signing on (:mod:`protean_celery.signing`), a signed message whose
+signature does not verify reaches the same hook: Celery's ``auth`` serializer
+raises ``SecurityError`` while Kombu decodes it, and Kombu hands it on as a
+``DecodeError``.
 Celery still logs, rejects or acknowledges each message exactly as before; a
 dead-letter store that is down is logged with the body, never raised into the
 consumer loop.
@@ -41,6 +48,7 @@ from celery import Celery, signals
 from celery.worker.consumer import Consumer as _CeleryConsumer
 
 from protean_celery.errors import DecodeError, UnknownHandlerError
+from protean_celery.signing import AUTH_CONTENT_TYPE, refused_signature, signing_enabled
 from protean_celery.traces.events import dead_lettered
 from protean_celery.worker.connection import close_quietly
 
@@ -61,6 +69,7 @@ class Consumer(_CeleryConsumer):
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         if getattr(self.app, "runtime", None) is not None:
             error = DecodeError(
+                refused_signature(exc) if message.content_type == AUTH_CONTENT_TYPE else
                 f"The task message body is not valid {message.content_type or 'content'} "
                 f"({message.content_encoding or 'no encoding'}): {exc}. Celery could not decode it, so no "
                 "task ran. Fix the producer that sent it; the raw body is kept here.",
@@ -99,9 +108,11 @@ def connect(app: Celery, runtime: Runtime) -> None:
         if getattr(sender, "app", None) is not app or message is None:
             return
         reason = f"{exc}" if exc is not None else "it names no task, so it is not a Celery task message"
+        wanted = ("task messages signed by a certificate in [custom.celery] security_cert_store "
+                  "(accept_content is ['auth'])" if signing_enabled(app) else
+                  "JSON task messages (accept_content is ['json'])")
         error = DecodeError(
-            f"Celery rejected the message before any task ran: {reason}. Send JSON task messages "
-            "(accept_content is ['json']); the raw body is kept here.",
+            f"Celery rejected the message before any task ran: {reason}. Send {wanted}; the raw body is kept here.",
             task_id=_header(message, "id"),
         )
         park(app, _header(message, "task") or NO_TASK, raw_body(message), error)

@@ -3,17 +3,23 @@
 While the orders are placed (and for a while after), the driver
 
 * ``kill -9``s a worker pool child every few seconds (Celery replaces it);
-* ``kill -9``s the worker main process once and starts a new worker;
+* ``kill -9``s the worker main process once and starts a new worker (with
+  several nodes, each node's main process once);
 * ``kill -9``s beat once, in the middle of its relay ticks, and restarts it;
 * ``kill -9``s the broker once and restarts it (Redis on its append-only file,
   RabbitMQ on its durable queues);
+* crash-restarts PostgreSQL ``--db-kills`` times (``pg_ctl restart -m immediate``:
+  every connection cut, crash recovery from the WAL), under the handlers'
+  transactions, the outbox claims, the inbox markers and the sweep's ledger;
 * injects poison messages (a body of the wrong shape, a tampered checksum, an
   event sent to a command queue, whose type no handler there takes) that must
   end in the dead-letter store.
 
-Like a process supervisor (systemd, Kubernetes), it restarts a worker whose main
-process exits without being killed by the driver, and reports each such crash
-("unplanned exits") with Celery's "Unrecoverable error" line.
+It can run several worker nodes and two beats at once (``tests/chaos/cluster.py``,
+which also restarts, as a supervisor would, a node that exits on its own and
+reports it as an "unplanned exit"). The driver itself is an API: it places orders
+with ``app.process`` and reads them back; a database restart must cost it no error
+it cannot recover from (a write is retried only when it did not commit).
 
 Then it waits for every saga to end and reads back, with plain SQL, what a user
 would check: every order completed or compensated (cancellations = declined
@@ -26,24 +32,23 @@ Run it with ``python benchmarks/chaos.py``; the test suite runs a small one.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from protean_celery.testing.processes import BeatProcess, WorkerProcess
+from tests.chaos.cluster import Cluster
+from tests.chaos.report import POISON_TASK, ChaosReport, reclaimed_from_live
 from tests.examples.saga_facts import COMPENSATED, COMPLETED, saga_facts
 
 APP = "tests.chaos.chaos_app"
 ROOT = Path(__file__).resolve().parents[2]
-POISON_TASK = "protean.orders.commands.Order"
 
 
 @dataclass
@@ -58,61 +63,9 @@ class ChaosPlan:
     timeout: float = 900.0
     seed: int = 7
     broker_kills: int = 1
-
-
-@dataclass
-class ChaosReport:
-    """What the run left behind."""
-
-    orders: int = 0
-    declined: int = 0
-    completed: int = 0
-    compensated: int = 0
-    wrong: list[str] = field(default_factory=list)
-    courier_calls: int = 0
-    unpublished_outbox: int = 0
-    dead_letters: list[tuple[str, str]] = field(default_factory=list)
-    poison: int = 0
-    events: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    duplicates: int = 0
-    retried: int = 0
-    redelivered: int = 0
-    reclaimed: int = 0
-    crashes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Every saga ended right, effects once, nothing stuck, only the poison dead-lettered."""
-        return (
-            self.completed + self.compensated == self.orders
-            and self.compensated == self.declined
-            and not self.wrong
-            and self.courier_calls == self.completed
-            and self.unpublished_outbox == 0
-            and len(self.dead_letters) == self.poison
-            and all(task == POISON_TASK for task, _ in self.dead_letters)
-        )
-
-    def lines(self) -> list[str]:
-        """The report as printed."""
-        return [
-            f"orders placed          {self.orders}",
-            f"sagas completed        {self.completed}",
-            f"sagas compensated      {self.compensated}  (declined payments: {self.declined})",
-            f"sagas wrong            {len(self.wrong)}  {self.wrong[:5]}",
-            f"courier side effects   {self.courier_calls}  (one per completed saga: {self.completed})",
-            f"outbox not published   {self.unpublished_outbox}",
-            f"dead letters           {len(self.dead_letters)}  (poison injected: {self.poison})",
-            f"duplicates absorbed    {self.duplicates}",
-            f"task retries           {self.retried}",
-            f"lost, republished      {self.redelivered}  (by the redelivery sweep)",
-            f"held by no worker      {self.reclaimed}  (put back on their queues by the sweep)",
-            f"unplanned exits        {len(self.crashes)}  (restarted, as a supervisor would) {self.crashes[:2]}",
-            f"chaos                  {len(self.events)} events: {', '.join(_summary(self.events))}",
-            f"wall time              {self.seconds:.0f} s",
-            f"result                 {'OK' if self.ok else 'FAILED'}",
-        ]
+    db_kills: int = 0
+    nodes: int = 1
+    beats: int = 1
 
 
 class Broker(Protocol):
@@ -126,6 +79,12 @@ class Broker(Protocol):
     def restart(self) -> None: ...
 
 
+class Database(Protocol):
+    """A database server the driver can crash and restart: ``PostgresServer(crash_safe=True)``."""
+
+    def crash_restart(self) -> None: ...
+
+
 class ChaosRun:
     """One chaos run against a durable broker it owns and the database ``env`` names.
 
@@ -135,22 +94,26 @@ class ChaosRun:
         env: environment of the workers and of this process's app (``PROTEAN_ENV``,
             ``DATABASE_URL`` or ``PROTEAN_CELERY_STATE``; the broker URL is added).
         state: directory for the logs.
+        database: the server to crash-restart ``plan.db_kills`` times (PostgreSQL profiles).
+        events_table: where the event store keeps messages, for the checks
+            (``protean_events``, or ``message_store.messages`` for Message DB).
     """
 
-    def __init__(self, plan: ChaosPlan, broker: Broker, env: dict[str, str], state: Path) -> None:
+    def __init__(self, plan: ChaosPlan, broker: Broker, env: dict[str, str], state: Path,
+                 database: Database | None = None, events_table: str = "protean_events") -> None:
         self.plan = plan
         self.broker = broker
         self.broker_name = "redis-server" if broker.url.startswith("redis") else "rabbitmq-server"
+        self.database = database
+        self.events_table = events_table
         self.state = state
         self.env = {**env, "CELERY_BROKER_URL": broker.url, "PROTEAN_NO_AUTO_LOGGING": "1"}
         os.environ.update(self.env)
-        self.worker = WorkerProcess(APP, plan.concurrency, env=self.env, cwd=ROOT, log_path=state / "worker.log")
-        self.beat = BeatProcess(APP, env=self.env, cwd=ROOT, log_path=state / "beat.log")
-        self.report = ChaosReport(orders=plan.orders)
+        self.cluster = Cluster(APP, plan.nodes, plan.beats, plan.concurrency, self.env, ROOT, state)
+        self.report = ChaosReport(orders=plan.orders, nodes=plan.nodes, beats=plan.beats)
         self._placing = threading.Event()
         self._stop = threading.Event()
-        self._supervising = threading.Lock()  # held while the driver itself kills and restarts the worker
-        self._checked_log = 0
+        self._planned = threading.Event()  # every one-shot kill of the plan has happened
         self._rng = random.Random(plan.seed)
 
     def run(self) -> ChaosReport:
@@ -160,8 +123,7 @@ class ChaosRun:
 
         storage.setup(app.domain, app.runtime.state)
         started = time.monotonic()
-        self.worker.start()
-        self.beat.start()
+        self.cluster.start()
         chaos = threading.Thread(target=self._chaos, name="chaos", daemon=True)
         try:
             self._placing.set()
@@ -174,8 +136,7 @@ class ChaosRun:
             self._stop.set()
             chaos.join(timeout=120)
             self.report.seconds = time.monotonic() - started
-            self.beat.stop()
-            self.worker.stop()
+            self.cluster.stop()
         self._check(app, placed)
         return self.report
 
@@ -191,17 +152,30 @@ class ChaosRun:
                 declined = self._rng.random() < self.plan.decline_rate
                 command = PlaceOrder(order_id=order_id, customer=f"c{number % 13}", amount=5.0 + number,
                                      sku=f"sku-{number % 7}", quantity=1 + number % 2, declined=declined)
-                for _attempt in range(60):  # the database may be briefly busy; the broker need not be up
-                    try:
-                        app.process(command)
-                        break
-                    except Exception as exc:
-                        self._log(f"placing {order_id} failed ({exc!r}), retrying")
-                        time.sleep(0.5)
+                self._place_one(app, command, order_id)
                 placed[order_id] = declined
                 time.sleep(1 / self.plan.rate)
         self.report.declined = sum(placed.values())
         return placed
+
+    def _place_one(self, app: Any, command: Any, order_id: str) -> None:
+        """``app.process(command)`` as an API would: retried only when it did not commit.
+
+        The broker need not be up (the outbox holds the command). A database crash
+        during the call may have cut it before or after its commit: the command is
+        looked up once the database answers, and placed again only when missing.
+        """
+        for _attempt in range(120):
+            try:
+                if _attempt and _stored(app, order_id):
+                    return
+                app.process(command)
+                return
+            except Exception as exc:
+                self.report.api_retries += 1
+                self._log(f"placing {order_id} failed ({_short(exc)}), retrying")
+                time.sleep(0.5)
+        raise RuntimeError(f"could not place {order_id} in 60 s")
 
     def _inject_poison(self, app: Any, order_id: str) -> None:
         from protean_celery.envelope import encode
@@ -242,50 +216,48 @@ class ChaosRun:
             if now != ended:
                 print(f"  {now}/{len(placed)} sagas ended", flush=True)
                 ended = now
-            if now >= len(placed) * 0.8:
+            # Every planned kill happens, however fast the sagas end (one-shot kills can lag the plan).
+            planned = self._planned.is_set()
+            if now >= len(placed) * 0.8 and planned:
                 self._stop.set()  # let the tail finish under a stable system
-            if quiet:
+            if quiet and planned:
                 return
             self._supervise()
             time.sleep(1.0)
         self._log(f"timed out with {ended}/{len(placed)} sagas ended")
 
     def _supervise(self) -> None:
-        """Restart the worker when its main process exited without the driver killing it, as systemd would.
-
-        Such an exit is a crash (an upstream bug on a reconnect, say), not chaos: it is
-        reported as an unplanned exit with Celery's "Unrecoverable error" line.
-        """
-        with self._supervising:
-            process = self.worker.process
-            if process is None or process.poll() is None:
-                return
-            log = self.worker.log()[self._checked_log:]
-            self._checked_log += len(log)
-            reason = next((line.strip()[:300] for line in log.splitlines() if "Unrecoverable error" in line),
-                          f"exit code {process.returncode}")
+        """Restart nodes that exited without the driver killing them (a crash, not chaos: reported)."""
+        for reason in self.cluster.supervise():
             self.report.crashes.append(reason)
-            self._log(f"worker main process exited on its own ({reason}); restarting it, as a supervisor would")
-            self.worker.start(timeout=120)
+            self._log(f"worker main process exited on its own ({reason}); restarted it, as a supervisor would")
 
     # -- chaos --------------------------------------------------------------------
 
     def _chaos(self) -> None:
         placing = self.plan.orders / self.plan.rate
-        once = {0.25 * placing: self._kill_worker_main, 0.5 * placing: self._kill_beat}
+        once = {0.5 * placing: self._kill_beat}
+        nodes = self.plan.nodes
+        for node in range(nodes):  # each node's main process once, from 15% to 60% of the placing time
+            once[(0.15 + 0.45 * node / max(nodes - 1, 1)) * placing + 0.011 * node] = _bind(self._kill_node, node)
         kills = self.plan.broker_kills
         for kill in range(kills):  # the first at 70% of the placing time, more spread up to 95%
             once[(0.7 + 0.25 * kill / max(kills - 1, 1)) * placing + 0.01 * kill] = self._restart_broker
+        crashes = self.plan.db_kills
+        for kill in range(crashes):  # the first at 40% of the placing time, more spread up to 90%
+            once[(0.4 + 0.5 * kill / max(crashes - 1, 1)) * placing + 0.013 * kill] = self._restart_database
         started = time.monotonic()
         next_child = started + self.plan.child_kill_every
         while not self._stop.is_set():
+            if not once:
+                self._planned.set()
             elapsed = time.monotonic() - started
             for at in sorted(once):
                 if elapsed >= at:
                     once.pop(at)()
                     break
             if time.monotonic() >= next_child:
-                pid = self.worker.kill_child() if self.worker.process and self.worker.process.poll() is None else None
+                pid = self.cluster.kill_child(self._rng)
                 if pid:
                     self._log(f"kill -9 worker child {pid}")
                 next_child = time.monotonic() + self.plan.child_kill_every * (0.5 + self._rng.random())
@@ -294,20 +266,26 @@ class ChaosRun:
             self._supervise()
             time.sleep(0.1)
 
-    def _kill_worker_main(self) -> None:
-        with self._supervising:  # not mistaken for a crash
-            self._log(f"kill -9 worker main {self.worker.pid}")
-            self.worker.kill_main()
-            time.sleep(1)
-            self.worker.start(timeout=120)
-            self._log(f"worker restarted as {self.worker.pid}")
+    def _kill_node(self, index: int) -> None:
+        old, new = self.cluster.kill_node(index)
+        self._log(f"kill -9 worker main {old}; restarted as {new}")
 
     def _kill_beat(self) -> None:
-        self.beat.wait_for("Sending due task", timeout=30, after=len(self.beat.log()))
-        self._log(f"kill -9 beat {self.beat.pid} after a relay tick")
-        self.beat.kill()
+        beat = self.cluster.beats[0]
+        beat.wait_for("Sending due task", timeout=30, after=len(beat.log()))
+        self._log(f"kill -9 beat {beat.pid} after a relay tick")
+        beat.kill()
         time.sleep(1)
-        self.beat.start(timeout=60)
+        beat.start(timeout=60)
+
+    def _restart_database(self) -> None:
+        if self.database is None:
+            return
+        started = time.monotonic()
+        self.database.crash_restart()
+        self.report.db_restarts += 1
+        self.report.db_down_seconds.append(round(time.monotonic() - started, 2))
+        self._log(f"restart postgres -m immediate; back after {self.report.db_down_seconds[-1]} s")
 
     def _restart_broker(self) -> None:
         self._log(f"kill -9 broker {self.broker_name}")
@@ -325,7 +303,7 @@ class ChaosRun:
     def _check(self, app: Any, placed: dict[str, bool]) -> None:
         orders_db, events_db = _engines(app)
         for order_id, declined in placed.items():
-            facts = saga_facts(orders_db, events_db, order_id)
+            facts = saga_facts(orders_db, events_db, order_id, self.events_table)
             facts.pop("saga_steps")
             expected = COMPENSATED if declined else COMPLETED
             if facts == expected:
@@ -341,11 +319,13 @@ class ChaosRun:
                 conn.execute(sa.text("SELECT COUNT(*) FROM outbox WHERE status != 'published'")).scalar() or 0
             )
         self.report.dead_letters = [(entry.task, entry.error) for entry in app.runtime.dead_letters.list()]
-        log = self.worker.log()
+        log = self.cluster.log()
+        self.report.transient_retries = log.count("transient error), retrying in")
         self.report.duplicates = log.count("'duplicate'")
         self.report.retried = log.count(" retry: Retry in ")
         self.report.redelivered = log.count("no copy is left; republished")
         self.report.reclaimed = log.count("no worker holds it now; put back on its queue")
+        self.report.reclaimed_from_live = reclaimed_from_live([worker.log() for worker in self.cluster.workers])
 
 
 def _ended(app: Any) -> int:
@@ -356,21 +336,23 @@ def _ended(app: Any) -> int:
         return int(dao.query.filter(status__in=["COMPLETED", "CANCELLED"]).all().total)
 
 
+def _stored(app: Any, order_id: str) -> bool:
+    """Whether the ``PlaceOrder`` for ``order_id`` is in the event store (it committed)."""
+    with app.domain.domain_context():
+        store = app.domain.event_store.store
+        return any(m.data.get("order_id") == order_id for m in store.read(f"orders::order:command-{order_id}"))
+
+
+def _bind(method: Any, *args: Any) -> Any:
+    return lambda: method(*args)
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+
+
 def _engines(app: Any) -> tuple[sa.Engine, sa.Engine]:
     config = app.domain.config
     return sa.create_engine(config["databases"]["default"]["database_uri"]), sa.create_engine(
         config["event_store"]["database_uri"]
     )
-
-
-def _summary(events: list[str]) -> list[str]:
-    kinds = [
-        " ".join(word for word in event.split()[:4] if not word.isdigit())
-        for event in events if not event.startswith(("placing", "progress"))
-    ]
-    return [f"{kind} x{kinds.count(kind)}" for kind in dict.fromkeys(kinds)]
-
-
-def report_json(report: ChaosReport) -> str:
-    """The report as JSON (for the test and for the closing note)."""
-    return json.dumps({**asdict(report), "ok": report.ok}, default=str)

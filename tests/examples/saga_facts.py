@@ -8,7 +8,9 @@ import json
 import sqlalchemy as sa
 
 
-def saga_facts(orders_db: sa.Engine, events_db: sa.Engine, order_id: str) -> dict[str, object]:
+def saga_facts(
+    orders_db: sa.Engine, events_db: sa.Engine, order_id: str, events_table: str = "protean_events"
+) -> dict[str, object]:
     with orders_db.connect() as conn:
         order = conn.execute(sa.text('SELECT status FROM "order" WHERE order_id = :o'), {"o": order_id}).scalar()
         summary = conn.execute(sa.text("SELECT status FROM order_summary WHERE order_id = :o"),
@@ -21,7 +23,7 @@ def saga_facts(orders_db: sa.Engine, events_db: sa.Engine, order_id: str) -> dic
         transitions = [
             json.loads(data) if isinstance(data, str) else data
             for (data,) in conn.execute(
-                sa.text("SELECT data FROM protean_events WHERE stream_name = :s ORDER BY position"),
+                sa.text(f"SELECT data FROM {events_table} WHERE stream_name = :s ORDER BY position"),
                 {"s": f"orders::order_fulfillment-{order_id}"},
             )
         ]

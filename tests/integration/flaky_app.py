@@ -10,6 +10,10 @@ Retries come from Protean's own handler settings (``[server.subscriptions.JobRun
 read through ``ConfigResolver``): 3 retries, 0.5 s apart at first, doubling.
 ``FLAKY_ACCEPT_UNSIGNED=1`` builds the app with ``[custom.celery] accept_unsigned``;
 ``FLAKY_TRACE_URL`` makes Protean's default broker that Redis, where its trace events go.
+``FLAKY_DATABASE_URL`` puts the jobs, the inbox and the event store on that PostgreSQL
+database (the dead letters stay in SQLite) with a transient-retry budget of 2.
+``FLAKY_SIGNING=<dir>`` with message signing by ``<dir>/key.pem``, ``<dir>/cert.pem``,
+trusting the certificates in ``<dir>/store`` (``tests/support/signing.py`` writes them).
 """
 
 from __future__ import annotations
@@ -73,9 +77,16 @@ domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": f"sqli
 domain.config["custom"] = {"celery": {"state_database_uri": f"sqlite:///{STATE}/relay.db"}}
 if os.environ.get("FLAKY_TRACE_URL"):  # Protean's trace events go to this Redis (tests/integration/test_traces.py)
     domain.config["brokers"] = {"default": {"provider": "redis", "URI": os.environ["FLAKY_TRACE_URL"]}}
+if url := os.environ.get("FLAKY_DATABASE_URL"):  # the job and the inbox on PostgreSQL, dead letters still in relay.db
+    domain.config["databases"] = {"default": {"provider": "postgresql", "database_uri": url}}
+    domain.config["event_store"] = {"provider": "sqlalchemy", "database_uri": url}
+    domain.config["custom"]["celery"]["handlers"] = {"JobRunner": {"transient_retries": 2}}
 domain.register(Job)
 domain.register(RunJob, part_of=Job)
 domain.register(JobRunner, part_of=Job)
 domain.init(traverse=False)
 
-app = ProteanCelery(domain, accept_unsigned=os.environ.get("FLAKY_ACCEPT_UNSIGNED") == "1")
+SIGNING = Path(os.environ["FLAKY_SIGNING"]) if os.environ.get("FLAKY_SIGNING") else None
+signing = {"security_key": str(SIGNING / "key.pem"), "security_certificate": str(SIGNING / "cert.pem"),
+           "security_cert_store": str(SIGNING / "store")} if SIGNING else {}
+app = ProteanCelery(domain, accept_unsigned=os.environ.get("FLAKY_ACCEPT_UNSIGNED") == "1", **signing)

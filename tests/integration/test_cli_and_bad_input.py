@@ -58,8 +58,8 @@ def test_check_fails_naming_each_declared_feature_it_does_not_honour(env, tmp_pa
     assert result.returncode == 1, result.stdout + result.stderr
     assert "PROBLEM  [server.subscriptions.OrderFulfillment] circuit_breaker_threshold: not honoured by " \
         "protean-celery: there is no circuit breaker" in result.stdout
-    assert "PROBLEM  [outbox] external_brokers = ['analytics']: outbox rows for external brokers are not relayed " \
-        "by protean-celery yet." in result.stdout
+    assert "PROBLEM  [outbox] external_brokers names 'analytics', which is not a broker in [brokers] " \
+        "(configured: default). Add a [brokers.analytics] table" in result.stdout
     assert "guarantees in force" not in result.stdout
 
 

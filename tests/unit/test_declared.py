@@ -20,12 +20,23 @@ def test_the_shop_domain_declares_nothing_unhonoured():
     assert unhonoured(build_domain()) == []
 
 
-def test_a_broker_subscriber_is_named():
+def test_a_broker_subscriber_is_honoured_now():
     domain = build_domain()
     domain.register(OrderFeed, stream="partner_orders")
-    [item] = unhonoured(domain)
-    assert item.feature == "Broker subscriber OrderFeed (broker 'default', stream 'partner_orders')"
-    assert "never handled" in str(item)
+    assert unhonoured(domain) == []
+
+
+def test_broker_subscription_retries_are_honoured_but_discarding_and_other_keys_are_named():
+    domain = build_domain(server={"default_subscription_type": "stream", "broker_subscription": {
+        "max_retries": 2, "retry_delay_seconds": 0.5, "enable_dlq": False, "messages_per_tick": 5,
+    }})
+    items = {item.feature: str(item) for item in unhonoured(domain)}
+    assert sorted(items) == [
+        "[server.broker_subscription] enable_dlq = false", "[server.broker_subscription] messages_per_tick",
+    ]
+    assert "always dead-lettered" in items["[server.broker_subscription] enable_dlq = false"]
+    assert unhonoured(build_domain(server={"default_subscription_type": "stream",
+                                           "broker_subscription": {"enable_dlq": True}})) == []
 
 
 def test_priority_lanes_are_honoured_so_not_named():
@@ -33,13 +44,10 @@ def test_priority_lanes_are_honoured_so_not_named():
     assert _features(domain) == []
 
 
-def test_external_brokers_are_not_relayed_yet():
-    domain = build_domain(outbox={"external_brokers": ["analytics"]})
-    [item] = unhonoured(domain)
-    assert str(item) == (
-        "[outbox] external_brokers = ['analytics']: "
-        "outbox rows for external brokers are not relayed by protean-celery yet."
-    )
+def test_external_brokers_are_honoured_so_not_named():
+    domain = build_domain(outbox={"external_brokers": ["analytics"]},
+                          brokers={"default": {"provider": "inline"}, "analytics": {"provider": "inline"}})
+    assert unhonoured(domain) == []
 
 
 @pytest.mark.parametrize(

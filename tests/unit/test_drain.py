@@ -35,3 +35,14 @@ def test_a_failure_names_the_task_the_message_and_the_error(shop_app, monkeypatc
     _place(shop_app)
     with pytest.raises(DrainError, match="protean.shop.commands.Order failed on Shop.PlaceOrder.v1 o1"):
         run_pending(shop_app)
+
+
+def test_signed_messages_are_relayed_and_run(sqlite_shop, tmp_path):
+    from tests.support.signing import make_identity
+
+    app = sqlite_shop(nudge=False, **make_identity(tmp_path, "app").settings())
+    SENT.clear()
+    _place(app, "signed")
+    report = run_pending(app)
+    assert report.satisfied and report.tasks == 5 and report.failures == []
+    assert SENT == ["signed"]

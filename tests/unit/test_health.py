@@ -37,8 +37,10 @@ def test_missing_tables_are_named_with_the_command_that_creates_them(app):
     with app.runtime.inbox.engine.begin() as connection:
         connection.execute(text("DROP TABLE protean_celery_inbox"))
         connection.execute(text("DROP TABLE protean_events"))
+        connection.execute(text("DROP TABLE protean_celery_deadlines"))
     tables, store = health.tables(app), health.event_store(app)
     assert not tables.ok and "protean_celery_inbox" in tables.detail and "protean db setup" in tables.detail
+    assert "protean_celery_deadlines" in tables.detail
     assert not store.ok and "protean_events" in store.detail
 
 

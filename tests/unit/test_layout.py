@@ -17,6 +17,7 @@ UNIT = Path(__file__).parent
 INTEGRATION_ONLY = {
     "auto.py": "builds its app at import from PROTEAN_DOMAIN: tests/integration/test_worker_shutdown.py, "
     "test_cli_and_bad_input.py (celery -A protean_celery.auto)",
+    "event_store/message_db.py": "tests/integration/test_database_restart.py (PostgreSQL crash-restarted)",
     "event_store/postgres.py": "tests/integration/test_event_store_contract.py (PostgreSQL)",
     "event_store/schema.py": "tests/integration/test_event_store_contract.py (SQLite and PostgreSQL)",
     "event_store/store.py": "tests/integration/test_event_store_contract.py (SQLite and PostgreSQL)",

@@ -34,6 +34,10 @@ INTERNALS = [
     ("protean.utils.mixins", "_get_transient_retry_config", ("instance",)),
     ("protean.server.tracing", "TraceEmitter._ensure_initialized", ()),
     ("protean.server.tracing", "TraceEmitter._check_subscribers", ()),
+    ("protean.server.engine", "_extract_correlation_id", ("message",)),
+    ("protean.server.engine", "_extract_source_message_id", ("message",)),
+    ("protean.port.broker", "BaseBroker._ensure_group", ("group_name", "stream")),
+    ("protean.adapters.broker.redis", "RedisBroker._client", ()),
 ]
 
 
@@ -115,3 +119,21 @@ def _source_of(module_name: str) -> str:
     assert spec is not None and spec.origin, f"Protean no longer ships {module_name}: update {SEAM}"
     with open(spec.origin, encoding="utf-8") as handle:
         return handle.read()
+
+
+def test_the_redis_broker_keeps_its_client_and_consumer_name_where_the_seam_reads_them(shop_app):
+    from protean.adapters.broker.redis import RedisBroker
+
+    from protean_celery.protean_api import _redis_client
+
+    broker = RedisBroker("partners", shop_app.domain, {"URI": "redis://127.0.0.1:1/0"})  # connects lazily
+    assert broker._consumer_name and _redis_client(broker) is broker.redis_instance
+    assert _redis_client(shop_app.domain.brokers["default"]) is None  # the inline broker: nothing to reclaim
+
+
+def test_broker_messages_get_protean_s_correlation_and_source_id():
+    from protean_celery.protean_api import broker_correlation_id, broker_source_id
+
+    payload = {"metadata": {"headers": {"id": "e1"}, "domain": {"correlation_id": "c1"}}}
+    assert (broker_correlation_id(payload), broker_source_id(payload)) == ("c1", "e1")
+    assert broker_source_id({"ref": 1}) is None and broker_correlation_id({"ref": 1})

@@ -3,6 +3,8 @@
 The first test is the canary for a Kombu upgrade: it names every Kombu internal the adapter reads.
 """
 
+import time
+
 import pytest
 import redis
 from celery import Celery
@@ -11,6 +13,8 @@ from kombu.transport import redis as kombu_redis
 
 from protean_celery.broker import RedisBroker
 from protean_celery.broker import redis as adapter
+from protean_celery.broker.nodes import NODE_GRACE, ROLL_KEY
+from protean_celery.broker.redis import RECLAIM_LOCK
 
 QUEUE = Queue("adapter-q", Exchange("adapter-q"), "adapter-q")
 
@@ -77,13 +81,53 @@ def test_a_held_message_is_reclaimed_only_when_workers_answer_and_none_holds_it(
     held = _take(app)
     try:
         assert broker.reclaim(older_than=0, timeout=0.2) == []  # no worker answers: left alone
-        monkeypatch.setattr(adapter, "held_by_workers", lambda celery, ids, timeout: ({"t1"}, 1))
+        monkeypatch.setattr(adapter, "held_by_nodes", lambda celery, ids, timeout: ({"t1"}, {"a@h"}))
         assert broker.reclaim(older_than=0) == []  # a worker holds it
-        monkeypatch.setattr(adapter, "held_by_workers", lambda celery, ids, timeout: (set(), 1))
+        monkeypatch.setattr(adapter, "held_by_nodes", lambda celery, ids, timeout: (set(), {"a@h"}))
         assert broker.reclaim(older_than=3600) == []  # taken just now
         [back] = broker.reclaim(older_than=0)
         assert (back.task, back.task_id, back.routing_key) == ("t", "t1", QUEUE.routing_key)
         assert broker.depths([QUEUE.name]) == {QUEUE.name: 1} and broker.in_flight() == 0
+    finally:
+        held.release()
+
+
+def test_nothing_is_reclaimed_while_a_node_that_answered_recently_is_silent(app, monkeypatch):
+    broker = RedisBroker(app)
+    _publish(app, "t1")
+    held = _take(app)
+    client = redis.Redis.from_url(app.conf.broker_url)
+    try:
+        client.hset(ROLL_KEY, "b@h", time.time() - 5)  # b answered 5 s ago: alive, and may hold t1
+        monkeypatch.setattr(adapter, "held_by_nodes", lambda celery, ids, timeout: (set(), {"a@h"}))
+        assert broker.reclaim(older_than=0) == []
+        assert broker.in_flight() == 1
+        client.hset(ROLL_KEY, "b@h", time.time() - NODE_GRACE - 1)  # silent longer than the grace: dead
+        [back] = broker.reclaim(older_than=0)
+        assert back.task_id == "t1" and broker.depths([QUEUE.name]) == {QUEUE.name: 1}
+    finally:
+        held.release()
+
+
+def test_one_sweep_reclaims_at_a_time_and_only_the_delivery_it_judged(app, monkeypatch):
+    broker = RedisBroker(app)
+    _publish(app, "t1")
+    held = _take(app)
+    client = redis.Redis.from_url(app.conf.broker_url)
+    monkeypatch.setattr(adapter, "held_by_nodes", lambda celery, ids, timeout: (set(), {"a@h"}))
+    try:
+        client.set(RECLAIM_LOCK, "another sweep")
+        assert broker.reclaim(older_than=0) == []  # another sweep is reclaiming
+        client.delete(RECLAIM_LOCK)
+        [tag] = client.zrange("unacked_index", 0, -1)
+
+        def taken_again(celery, ids, timeout):  # put back and taken by a live worker meanwhile
+            client.zadd("unacked_index", {tag: time.time() + 1})
+            return set(), {"a@h"}
+
+        monkeypatch.setattr(adapter, "held_by_nodes", taken_again)
+        assert broker.reclaim(older_than=0) == []
+        assert broker.in_flight() == 1 and client.get(RECLAIM_LOCK) is None
     finally:
         held.release()
 

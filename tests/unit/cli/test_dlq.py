@@ -47,3 +47,13 @@ def test_purge_by_task_keeps_the_others(shop_app):
 def test_an_unknown_id_names_where_the_ids_are(shop_app):
     result = CliRunner().invoke(protean, ["dlq", "inspect", "no-such-id"], obj=SimpleNamespace(app=shop_app))
     assert result.exit_code != 0 and "protean dlq list" in result.output
+
+
+def test_replay_puts_a_subscriber_s_dead_letter_back_on_its_queue(feed_app):
+    from protean_celery.subscribers.delivery import wrap
+
+    envelope = wrap("default", "partner_orders", "1-0", {"ref": "r1"})
+    entry_id = feed_app.runtime.dead_letters.park("protean.shop.PartnerFeed", envelope, RuntimeError("down"))
+    assert f"Replayed {entry_id} as task replay-{entry_id}." in _run(feed_app, "replay", entry_id)
+    assert feed_app.runtime.dead_letters.list() == []
+    assert "Replayed 0 dead letter(s)." in _run(feed_app, "replay-all")

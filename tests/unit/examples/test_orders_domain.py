@@ -203,6 +203,7 @@ def test_order_runs_to_completion(orders: ModuleType) -> None:
         "order_id": "o-1",
         "amount": 42.5,
         "declined": False,
+        "unpaid": False,
         "status": "completed",
     }
 

@@ -44,3 +44,31 @@ def test_an_outbox_row_holds_its_message_and_the_category_it_is_routed_by(shop_a
     decoded, category = outbox_message(Row())
     assert decoded.metadata.headers.id == message.metadata.headers.id
     assert category == str(message.metadata.domain.stream_category)
+
+
+def test_published_rows_are_this_domains_rows_for_its_handler_tasks_only(tmp_path):
+    from datetime import timedelta
+
+    from protean_celery.outbox.rows import domain_prefix, published_rows
+    from protean_celery.testing import Testbed
+    from tests.support.tenants import build_tenant, open_ticket
+
+    north = Testbed(build_tenant("north", external_brokers={"analytics": {"provider": "inline"}}), tmp_path)
+    south = Testbed(build_tenant("south"), tmp_path)  # the same database
+    apps = [north.setup(), south.setup()]
+    try:
+        for app in apps:
+            open_ticket(app.domain, f"{app.domain.name}-1")
+            app.relay()
+        domain = north.domain
+        assert domain_prefix(domain) == "north::"
+        now = domain.clock.now()
+        with domain.domain_context():
+            rows = published_rows(domain, "default", now - timedelta(hours=1), now, 100)
+        # north's two internal rows; not its row for "analytics", not south's rows
+        assert sorted((row.stream_name, row.target_broker) for row in rows) == [
+            ("north::ticket-north-1", "default"), ("north::ticket-north-1", "default"),
+        ]
+    finally:
+        north.teardown()
+        south.teardown()

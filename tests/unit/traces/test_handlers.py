@@ -102,8 +102,8 @@ def test_the_handler_span_continues_the_message_traceparent(shop_app, recorder):
     sdk = pytest.importorskip("opentelemetry.sdk.trace")
     from protean.utils.eventing import TraceParent
 
-    setattr(shop_app.domain, "_otel_tracer_provider", sdk.TracerProvider())
-    setattr(shop_app.domain, "_otel_init_attempted", True)
+    shop_app.domain._otel_tracer_provider = sdk.TracerProvider()
+    shop_app.domain._otel_init_attempted = True
     payload = encode(place(shop_app))
     caller = TraceParent.build("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
     payload["metadata"]["headers"]["traceparent"] = caller.to_dict()

@@ -26,6 +26,8 @@ The saga (``OrderFulfillment``, correlated on ``order_id``)::
       -> (CourierSimulator) DeliverShipment -> ShipmentDelivered -> CompleteOrder
     RequestPayment(declined=True) -> PaymentDeclined
       -> ReleaseInventory + CancelOrder (saga ends compensated)
+    no payment within the window: the payment deadline fires TimeOutPayment -> PaymentTimedOut
+      -> ReleaseInventory + CancelOrder (saga ends compensated)
 
 ``Order`` itself only moves PLACED -> COMPLETED | CANCELLED: its commands are
 PlaceOrder, CompleteOrder and CancelOrder. The intermediate stages

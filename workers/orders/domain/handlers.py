@@ -25,6 +25,7 @@ from .model import (
     Shipment,
     ShipmentCreated,
     ShipmentStatus,
+    TimeOutPayment,
 )
 
 __all__ = [
@@ -82,8 +83,15 @@ class InventoryCommandHandler:
 class PaymentCommandHandler:
     @handle(RequestPayment)
     def charge(self, command: RequestPayment) -> None:
+        if command.unpaid:
+            return  # test hook: the customer never pays
         if _find(Payment, command.order_id) is None:
             _save(Payment.charge(command.order_id, command.amount, command.declined))
+
+    @handle(TimeOutPayment)
+    def time_out(self, command: TimeOutPayment) -> None:
+        if _find(Payment, command.order_id) is None:  # a payment that came first wins
+            _save(Payment.time_out(command.order_id, command.reason))
 
 
 @domain.command_handler(part_of=Shipment)

@@ -24,6 +24,7 @@ __all__ = [
     "ReserveInventory",
     "ReleaseInventory",
     "RequestPayment",
+    "TimeOutPayment",
     "CreateShipment",
     "DeliverShipment",
     "OrderPlaced",
@@ -33,6 +34,7 @@ __all__ = [
     "InventoryReleased",
     "PaymentConfirmed",
     "PaymentDeclined",
+    "PaymentTimedOut",
     "ShipmentCreated",
     "ShipmentDelivered",
 ]
@@ -55,6 +57,7 @@ class ReservationStatus(Enum):
 class PaymentStatus(Enum):
     CONFIRMED = "CONFIRMED"
     DECLINED = "DECLINED"
+    TIMED_OUT = "TIMED_OUT"
 
 
 class ShipmentStatus(Enum):
@@ -83,9 +86,9 @@ class Order:
     @classmethod
     def place(cls, command: PlaceOrder) -> Order:
         details = command.payload
-        declined = details.pop("declined")
+        hooks = {"declined": details.pop("declined"), "unpaid": details.pop("unpaid")}
         order = cls(**details)
-        order.raise_(OrderPlaced(**details, declined=declined))
+        order.raise_(OrderPlaced(**details, **hooks))
         return order
 
     def complete(self) -> None:
@@ -125,7 +128,11 @@ class Inventory:
 
 @domain.aggregate
 class Payment:
-    """The charge for one order (id = order_id); confirmed or declined at once."""
+    """The charge for one order (id = order_id): confirmed, declined, or timed out.
+
+    Whichever comes first, the charge or the payment deadline (``TimeOutPayment``),
+    creates the one ``Payment`` of the order; the other then finds it and does nothing.
+    """
 
     order_id = Identifier(identifier=True)
     amount = Float(required=True, min_value=0.0)
@@ -141,6 +148,13 @@ class Payment:
             if declined
             else PaymentConfirmed(order_id=order_id, amount=amount)
         )
+        return payment
+
+    @classmethod
+    def time_out(cls, order_id: str, reason: str) -> Payment:
+        """No payment arrived in time (the saga's payment deadline fired)."""
+        payment = cls(order_id=order_id, amount=0.0, status=PaymentStatus.TIMED_OUT.value)
+        payment.raise_(PaymentTimedOut(order_id=order_id, reason=reason))
         return payment
 
 
@@ -181,6 +195,7 @@ class PlaceOrder:
     sku = String(max_length=50, required=True)
     quantity = Integer(required=True, min_value=1)
     declined = Boolean(default=False)  # test hook: the card will be declined
+    unpaid = Boolean(default=False)  # test hook: no payment ever arrives (the deadline fires)
 
 
 @domain.command(part_of=Order)
@@ -211,6 +226,15 @@ class RequestPayment:
     order_id = Identifier(identifier=True)
     amount = Float(required=True, min_value=0.0)
     declined = Boolean(default=False)
+    unpaid = Boolean(default=False)
+
+
+@domain.command(part_of=Payment)
+class TimeOutPayment:
+    """Sent by the saga's payment deadline when no payment arrived in time."""
+
+    order_id = Identifier(identifier=True)
+    reason = String(max_length=200, required=True)
 
 
 @domain.command(part_of=Shipment)
@@ -232,6 +256,7 @@ class OrderPlaced:
     sku = String(max_length=50, required=True)
     quantity = Integer(required=True)
     declined = Boolean(default=False)
+    unpaid = Boolean(default=False)
 
 
 @domain.event(part_of=Order)
@@ -269,6 +294,12 @@ class PaymentConfirmed:
 class PaymentDeclined:
     order_id = Identifier(required=True)
     amount = Float(required=True)
+    reason = String(max_length=200, required=True)
+
+
+@domain.event(part_of=Payment)
+class PaymentTimedOut:
+    order_id = Identifier(required=True)
     reason = String(max_length=200, required=True)
 
 

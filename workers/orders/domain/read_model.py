@@ -22,6 +22,7 @@ from .model import (
     Payment,
     PaymentConfirmed,
     PaymentDeclined,
+    PaymentTimedOut,
     Shipment,
     ShipmentCreated,
     ShipmentDelivered,
@@ -92,6 +93,10 @@ class OrderSummaryProjector:
     @handle(PaymentDeclined)
     def declined(self, event: PaymentDeclined) -> None:
         self._apply(event.order_id, payment_status="DECLINED")
+
+    @handle(PaymentTimedOut)
+    def timed_out(self, event: PaymentTimedOut) -> None:
+        self._apply(event.order_id, payment_status="TIMED_OUT")
 
     @handle(ShipmentCreated)
     def shipped(self, event: ShipmentCreated) -> None:
