@@ -41,9 +41,10 @@ from protean.utils.eventing import Message
 
 from protean_celery.commits import Commits, Committed
 from protean_celery.envelope import describe, message_key, metadata_of
-from protean_celery.errors import UnknownHandlerError
+from protean_celery.errors import OutOfTurn, UnknownHandlerError
 from protean_celery.inbox import Inbox
 from protean_celery.outbox.relay import Relay
+from protean_celery.ordering import Ordering
 from protean_celery.outbox.rows import outbox_message
 from protean_celery.settings import CelerySettings
 from protean_celery.tasks.handle import run_handler, serial_key
@@ -69,6 +70,7 @@ class Parts(Protocol):
     commits: Commits
     retry_policies: RetryPolicies
     transitions: Any
+    ordering: Ordering
 
 
 class Continuation:
@@ -157,11 +159,13 @@ class Continuation:
         try:
             self.traced(route, message, lambda: run_handler(
                 runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox,
-                lock=serial_key(route, message), transitions=runtime.transitions,
+                lock=runtime.ordering.lock(route, message, serial_key(route, message)),
+                transitions=runtime.transitions, turn=runtime.ordering.turn(route, message),
             ))
         except Exception as exc:
             failure = classify(exc)
-            if isinstance(exc, UnknownHandlerError | DeserializationError) or policy.budget(failure) < 1:
+            # Before its turn (ordering.py): its task is published as usual and waits there.
+            if isinstance(exc, UnknownHandlerError | DeserializationError | OutOfTurn) or policy.budget(failure) < 1:
                 logger.warning("%s: %s failed here; its task decides: %r", route.task_name, describe(message), exc)
             else:
                 done.retries[pair] = policy.delay(failure, 0)

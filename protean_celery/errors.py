@@ -18,8 +18,10 @@
     │   ├── UnknownHandlerError(MessageError, KeyError)
     │   │                                           a task or message type this worker
     │   │                                           does not know
-    │   └── SequentialKeyMissing(MessageError, ValueError)
-    │                                               a sequential_by handler's message without its key
+    │   ├── SequentialKeyMissing(MessageError, ValueError)
+    │   │                                           a sequential_by handler's message without its key
+    │   └── OutOfTurn                               an ordered handler's message ahead of its turn
+    │       └── OrderingGap                         ... that waited too long: dead-lettered
     ├── RelayError                                  publishing to the broker failed
     │   ├── MessageLost                             a relayed message vanished, republished in vain
     │   └── EagerCascadeLimit                       eager mode: a cascade ran too many tasks
@@ -58,6 +60,8 @@ __all__ = [
     "ForeignMessageError",
     "UnknownHandlerError",
     "SequentialKeyMissing",
+    "OutOfTurn",
+    "OrderingGap",
     "RelayError",
     "MessageLost",
     "EagerCascadeLimit",
@@ -135,6 +139,18 @@ class UnknownHandlerError(MessageError, KeyError):
 
 class SequentialKeyMissing(MessageError, ValueError):
     """A message for a ``sequential_by`` handler lacks the field that keys it: it cannot be ordered, so it is parked."""
+
+
+class OutOfTurn(MessageError):
+    """A message of an ordered handler arrived before a predecessor in its stream was handled: it is deferred.
+
+    ``fields`` name the ``lane`` (handler and stream), the message's ``position`` and the
+    ``missing`` position it waits for.
+    """
+
+
+class OrderingGap(OutOfTurn):
+    """A message of an ordered handler waited ``ordering_retries`` times for its predecessor: it is dead-lettered."""
 
 
 class RelayError(ProteanCeleryError):

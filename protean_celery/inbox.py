@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from protean_celery.protean_api import provider_engine
 from protean_celery.sql import existing_pairs
 
-__all__ = ["Inbox", "inbox_table"]
+__all__ = ["AlreadyHandled", "Inbox", "inbox_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ inbox_table = Table(
 
 class _Duplicate(Exception):
     """Raised inside the Unit of Work to roll it back when the marker exists."""
+
+
+#: Raised by a step of the handler's Unit of Work that finds the message already handled (ordered lanes).
+AlreadyHandled = _Duplicate
 
 
 class Inbox:

@@ -8,6 +8,9 @@ Beat runs the relay-queue task ``<prefix>.<domain>.relay.maintenance`` every
   stay above the longest redelivery window: the broker's visibility timeout, the
   outbox claim lock (``lock_minutes``) and the longest a message can wait in a
   queue. Settings refuse a retention shorter than the first two.
+* deletes ordered lanes (``protean_celery_turns``) that have not moved for
+  ``inbox_retention_hours``: a lane seen again starts over, and passes over
+  predecessors older than that retention (:mod:`protean_celery.ordering`);
 * deletes dead letters whose last failure is older than
   ``dead_letter_retention_days`` (default ``0``: keep them until you purge them);
 * runs Protean's ``cleanup_old_messages`` on every outbox provider, with
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from protean_celery.outbox.admin import providers
 from protean_celery.protean_api import outbox_repo
+from protean_celery.turns import Turns
 
 if TYPE_CHECKING:
     from protean_celery.runtime import Runtime
@@ -42,12 +46,13 @@ def maintain(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
         now: the reference time (default: the current UTC time).
 
     Returns:
-        ``{"inbox_markers", "dead_letters", "outbox_published", "outbox_abandoned", "errors"}``
+        ``{"inbox_markers", "lanes", "dead_letters", "outbox_published", "outbox_abandoned", "errors"}``
         counts, also logged.
     """
     now = now or datetime.now(UTC)
     settings = runtime.settings
-    report = {"inbox_markers": 0, "dead_letters": 0, "outbox_published": 0, "outbox_abandoned": 0, "errors": 0}
+    keys = ("inbox_markers", "lanes", "dead_letters", "outbox_published", "outbox_abandoned", "errors")
+    report = dict.fromkeys(keys, 0)
 
     def step(name: str, action: Any) -> None:
         try:
@@ -59,6 +64,11 @@ def maintain(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
 
     step("pruning inbox markers", lambda: {
         "inbox_markers": runtime.inbox.prune(now - timedelta(hours=settings.inbox_retention_hours))
+    })
+    step("pruning ordered lanes", lambda: {
+        "lanes": Turns(runtime.domain, runtime.inbox.provider).prune(
+            now - timedelta(hours=settings.inbox_retention_hours)
+        )
     })
     if settings.dead_letter_retention_days > 0:
         step("pruning dead letters", lambda: {

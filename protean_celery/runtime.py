@@ -25,6 +25,7 @@ from protean_celery.event_store.store import SQLEventStore, shared_provider
 from protean_celery.flower import argsrepr
 from protean_celery.inbox import Inbox
 from protean_celery.lanes import read_lanes
+from protean_celery.ordering import Ordering
 from protean_celery.outbox import Relay
 from protean_celery.protean_api import known_types, provider_engines, reset_client
 from protean_celery.redelivery import Sweep, Watch
@@ -78,6 +79,7 @@ class Runtime:
         # process-manager transitions.
         self._quiet = {*self.topology.command_categories(), *_transition_categories(domain)}
         self.inbox = Inbox(domain)
+        self.ordering = Ordering(domain, settings, self.topology, self.inbox)  # ordered lanes (ordering.py)
         self.sweep = Sweep(self.relay, state, self.inbox)
         # A real broker and no eager mode (read when used: the app's conf is completed later).
         def real_broker() -> bool:

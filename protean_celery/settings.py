@@ -41,6 +41,7 @@ _HANDLER_KEYS: dict[str, type] = {
     "retry_delay_seconds": float,
     "version_retries": int,
     "transient_retries": int,
+    "ordered": bool,
 }
 
 
@@ -59,12 +60,15 @@ class HandlerOptions:
         version_retries: immediate in-process retries on ``ExpectedVersionError``.
         transient_retries: Celery retries of a transient infrastructure error
             (connection lost, timeout, database operational error).
+        ordered: handle the messages of one stream in their stream order
+            (:mod:`protean_celery.ordering`); off by default.
     """
 
     max_retries: int | None = None
     retry_delay_seconds: float | None = None
     version_retries: int | None = None
     transient_retries: int | None = None
+    ordered: bool | None = None
 
 
 #: What a handler gets when nothing is configured anywhere.
@@ -117,6 +121,9 @@ class CelerySettings:
             to this many of the messages its commits produced for handlers this worker
             consumes, before the relay publishes the rest (:mod:`protean_celery.continuation`);
             ``0``: one task per handler invocation.
+        ordering_retries: how often an ordered handler's message that arrived before its
+            predecessor is deferred (a short countdown, not counted against the handler's
+            retries) before it is dead-lettered as ``OrderingGap``.
         subscriber_reclaim_seconds: a broker subscriber's stream entry read but not acknowledged
             for this long (its bridge died between publishing and acknowledging) is taken over
             by the next bridge run.
@@ -158,6 +165,7 @@ class CelerySettings:
     deadline_attempts: int = 5
     accept_unsigned: bool = False
     continuation_messages: int = 32
+    ordering_retries: int = 100
     subscriber_reclaim_seconds: float = 60.0
     security_key: str | None = None
     security_key_password: str | None = None
@@ -282,6 +290,8 @@ def _validate(settings: CelerySettings) -> None:
         raise ConfigurationError(
             "[custom.celery] max_payload_bytes must be zero (no limit) or a positive number of bytes."
         )
+    if settings.ordering_retries < 0:
+        raise ConfigurationError("[custom.celery] ordering_retries must be zero or positive.")
     _validate_maintenance(settings)
     _validate_sweep(settings)
     _validate_deadlines(settings)

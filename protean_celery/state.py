@@ -1,7 +1,7 @@
 """The state database, and every table of ours with where it lives (I/O).
 
-protean-celery creates six tables. Three live in the **state database**, one
-engine this module owns; three live in the domain's own databases, next to the
+protean-celery creates seven tables. Three live in the **state database**, one
+engine this module owns; four live in the domain's own databases, next to the
 data they guard:
 
 =================================  ==========================================  =======================
@@ -11,13 +11,15 @@ table                              database                                    d
 ``protean_celery_dead_letters``    the state database                          ``deadletter.py``
 ``protean_celery_redeliveries``    the state database                          ``redelivery/ledger.py``
 ``protean_celery_inbox``           the default provider's database             ``inbox.py``
+``protean_celery_turns``           the default provider's database             ``turns.py``
 ``protean_celery_deadlines``       the default provider's database             ``deadlines/table.py``
 ``protean_events``                 the event store's database (SQL store)      ``event_store/schema.py``
 =================================  ==========================================  =======================
 
 The state database is ``[custom.celery] state_database_uri``, else the default
-database. The inbox and the deadlines must share the handlers' transaction
-(a marker, or a deadline, exists exactly when the handler's changes do), so
+database. The inbox, the ordered lanes' turns and the deadlines must share the
+handlers' transaction (a marker, a turn or a deadline exists exactly when the
+handler's changes do), so
 they live where the aggregates do; the event store table is the SQL event store's own. The
 serial lock of projectors and process managers holds no table: a PostgreSQL
 advisory lock in the default database, taken with the inbox marker (``inbox.py``).
@@ -46,6 +48,7 @@ from protean_celery.outbox.cursor import CursorStore, SQLCursorStore, cursors_ta
 from protean_celery.redelivery.ledger import Ledger, ledger_table
 from protean_celery.settings import CelerySettings
 from protean_celery.sql import make_engine
+from protean_celery.turns import Turns, turns_table
 
 if TYPE_CHECKING:
     from protean.domain import Domain
@@ -55,8 +58,9 @@ __all__ = ["DOMAIN_TABLES", "STATE_TABLES", "StateDatabase", "domain_stores", "s
 #: The tables in the state database.
 STATE_TABLES: tuple[Table, ...] = (cursors_table, dead_letters_table, ledger_table)
 
-#: The tables in the domain's databases: the inbox and the deadlines (default provider), the SQL event store's.
-DOMAIN_TABLES: tuple[Table, ...] = (inbox_table, deadlines_table, events_table)
+#: The tables in the domain's databases: the inbox, the lanes' turns and the deadlines (default provider), the SQL
+#: event store's.
+DOMAIN_TABLES: tuple[Table, ...] = (inbox_table, turns_table, deadlines_table, events_table)
 
 _WHERE = "[custom.celery] state_database_uri"
 
@@ -151,8 +155,8 @@ def state_database(domain: Domain, settings: CelerySettings, cursors: CursorStor
 
 
 def domain_stores(domain: Domain) -> list[Any]:
-    """The stores of our tables in the domain's databases: the inbox, the deadlines, the SQL event store if ours."""
-    stores: list[Any] = [Inbox(domain), DeadlineStore(domain)]
+    """The stores of our tables in the domain's databases: the inbox, the turns, the deadlines, the SQL event store."""
+    stores: list[Any] = [Inbox(domain), Turns(domain), DeadlineStore(domain)]
     store = domain.event_store.store
     if isinstance(store, SQLEventStore):
         stores.append(store)

@@ -17,6 +17,7 @@ from protean_celery.deadlines.table import DeadlineStore
 from protean_celery.inbox import Inbox
 from protean_celery.startup import database_uris
 from protean_celery.state import StateDatabase, domain_stores
+from protean_celery.turns import Turns
 
 __all__ = ["prepare_databases", "setup", "setup_outbox", "drop", "truncate", "database_uris"]
 
@@ -52,6 +53,7 @@ def truncate(domain: Any, state: StateDatabase | None = None) -> None:
     with domain.domain_context():
         domain.truncate_database()
     Inbox(domain).truncate()
+    Turns(domain).truncate()
     DeadlineStore(domain).truncate()
     if state is not None:
         state.truncate()

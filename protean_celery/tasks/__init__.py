@@ -19,6 +19,10 @@ register or upcast, command   rejected without requeue
 type with no handler, or
 data Protean cannot rebuild
 (DeserializationError)
+ordered handler's message    tried again in-process for up to 100 ms, then
+before its turn               deferred (short countdown, not a handler
+                              retry) up to ``ordering_retries`` times, then
+                              dead-lettered (``OrderingGap``)
 command whose deadline        acked as expired (inbox marker), not retried
 passes before its next retry
 message without the           dead-lettered at once
@@ -61,13 +65,16 @@ from protean_celery.errors import (
     DecodeError,
     ForeignMessageError,
     MessageError,
+    OutOfTurn,
     ParkingFailed,
     PayloadTooLarge,
     UnknownHandlerError,
 )
 from protean_celery.intake import check_domain, check_size, check_type
+from protean_celery.ordering import patiently
 from protean_celery.protean_api import resolve_type
 from protean_celery.sequential import sequential_key
+from protean_celery.tasks.deferral import defer
 from protean_celery.tasks.handle import Outcome, run_handler, serial_key
 from protean_celery.tasks.retry import MAX_RETRY_DELAY, classify, deadline_passes
 from protean_celery.topology import Route
@@ -209,10 +216,14 @@ def execute(task: Any, runtime: Runtime, route: Route, payload: Any) -> str:
     policy = runtime.retry_policies.for_message(route.spec, str(metadata_of(message).headers.type))
     try:
         with runtime.commits.deferred():
-            outcome = run_handler(
+            outcome = patiently(lambda: run_handler(  # patiently: an ordered handler's message out of turn
                 runtime.domain, route.spec, message, version_retries=policy.version_retries, inbox=runtime.inbox,
-                lock=serial_key(route, message), transitions=runtime.transitions,
-            )
+                lock=runtime.ordering.lock(route, message, serial_key(route, message)),
+                transitions=runtime.transitions, turn=runtime.ordering.turn(route, message),
+            ))
+    except OutOfTurn as exc:  # an ordered handler's message before its turn: tasks/deferral.py
+        budget = runtime.settings.ordering_retries
+        return defer(task, exc, budget, lambda error, attempts: _park(runtime, route, payload, error, attempts))
     except (UnknownHandlerError, DeserializationError) as exc:
         # No retry can fix a type nobody handles or data Protean cannot rebuild.
         logger.error("%s: task %s rejected: %s", route.task_name, request_id, exc)

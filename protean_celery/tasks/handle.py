@@ -29,8 +29,9 @@ from protean.utils.globals import g
 from protean.utils.processing import processing_priority
 
 from protean_celery.envelope import describe, message_key, metadata_of
-from protean_celery.errors import UnknownHandlerError
+from protean_celery.errors import OutOfTurn, UnknownHandlerError
 from protean_celery.inbox import Inbox
+from protean_celery.ordering import Turn
 from protean_celery.protean_api import handle_message
 from protean_celery.registry import HandlerKind, HandlerSpec
 from protean_celery.sequential import sequential_key
@@ -61,6 +62,7 @@ def run_handler(
     inbox: Inbox | None = None,
     lock: str | None = None,
     transitions: Callable[[str], int] | None = None,
+    turn: Turn | None = None,
 ) -> Outcome:
     """Handle ``message`` with the handler ``spec`` names, inside a fresh domain context.
 
@@ -74,6 +76,8 @@ def run_handler(
         transitions: for a process manager whose transitions commit with the inbox
             marker: how many appends to a category this thread made so far. The
             marker then recognises redeliveries and no stream is read up front.
+        turn: for an ordered handler, the message's place in its lane, taken in
+            the Unit of Work after the marker (:mod:`protean_celery.ordering`).
 
     Returns:
         ``HANDLED``; ``EXPIRED`` for a command past its deadline (acked, never
@@ -82,6 +86,7 @@ def run_handler(
 
     Raises:
         UnknownHandlerError: a command type this dispatcher has no handler for.
+        OutOfTurn: an ordered handler's message whose predecessor is not handled yet.
         Exception: whatever the handler raised, after ``handle_error`` was called.
     """
     metadata = metadata_of(message)
@@ -114,6 +119,8 @@ def run_handler(
                 _mark(inbox, message, spec.path)
                 return Outcome.DUPLICATE
             checked = _checked(handler_cls, message, transitions if manager else None)
+            if turn is not None:
+                checked = turn.guard(checked)
             priority = getattr(metadata.domain, "priority", 0) or 0
             with processing_priority(priority):
                 handled = _invoke(checked, message, version_retries, inbox, spec.path, lock)
@@ -121,7 +128,8 @@ def run_handler(
                 logger.info("%s: duplicate %s acknowledged without handling", spec.name, describe(message))
             return Outcome.HANDLED if handled else Outcome.DUPLICATE
         except Exception as exc:
-            _handle_error(handler_cls, exc, message)
+            if not isinstance(exc, OutOfTurn):  # not a failure: it waits for its turn
+                _handle_error(handler_cls, exc, message)
             raise
         finally:
             g.pop("message_in_context", None)

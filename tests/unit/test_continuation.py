@@ -129,3 +129,19 @@ def test_a_command_of_a_rolled_back_unit_of_work_is_never_continued(app):
     assert app.runtime.commits.take().commands == []
     assert queue_depths(app)[COMMANDS] == 0
     assert HANDLERS["OrderCommands"] not in _markers(app)
+
+
+def test_with_every_handler_ordered_the_saga_still_runs_in_one_task_taking_its_turns(sqlite_shop):
+    from protean_celery.turns import Turns
+
+    SENT.clear()
+    app = sqlite_shop(ordered=True)
+    app.runtime._continues = lambda: True
+    app.process(PlaceOrder(order_id="o1"), asynchronous=False)  # handled here: its task never comes
+
+    assert drain(app).tasks == 1
+    assert SENT == ["o1"]
+    turns = Turns(app.domain)
+    assert turns.position(f"{HANDLERS['Fulfilment']}|shop::order-o1") == 1  # OrderPlaced 0, OrderShipped 1
+    assert turns.position(f"{HANDLERS['OrderCommands']}|shop::order:command-o1") == 1  # past the synchronous 0
+    assert turns.position(f"{HANDLERS['Notifier']}|shop::order-o1") == 1

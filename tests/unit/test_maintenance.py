@@ -14,7 +14,7 @@ def test_maintenance_reports_counts_and_keeps_recent_rows(shop_app):
         shop_app.domain.process(PlaceOrder(order_id="o1"), asynchronous=False)
     shop_app.relay()
     report = maintain(shop_app.runtime)
-    assert report == {"inbox_markers": 0, "dead_letters": 0, "outbox_published": 0, "outbox_abandoned": 0,
+    assert report == {"inbox_markers": 0, "lanes": 0, "dead_letters": 0, "outbox_published": 0, "outbox_abandoned": 0,
                       "errors": 0}
     with shop_app.domain.domain_context():
         (row,) = shop_app.domain._get_outbox_repo("default")._dao.query.all().items
