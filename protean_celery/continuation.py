@@ -43,8 +43,8 @@ from protean_celery.commits import Commits, Committed
 from protean_celery.envelope import describe, message_key, metadata_of
 from protean_celery.errors import OutOfTurn, UnknownHandlerError
 from protean_celery.inbox import Inbox
-from protean_celery.outbox.relay import Relay
 from protean_celery.ordering import Ordering
+from protean_celery.outbox.relay import Relay
 from protean_celery.outbox.rows import outbox_message
 from protean_celery.settings import CelerySettings
 from protean_celery.tasks.handle import run_handler, serial_key
