@@ -122,11 +122,12 @@ def test_bad_streams_and_missing_tables_are_typed_errors(store, uri):
         store._read("$all")
 
 
-def _contend(uri, streams, rounds, results):
+def _contend(uri, streams, rounds, results, ready):
     domain = build_domain(name="race", event_store={"provider": "sqlalchemy", "database_uri": uri})
     domain.init(traverse=False)
     store = domain.event_store.store
     won = lost = 0
+    ready.wait(timeout=120)  # all four start appending together, however slowly each one started
     with domain.domain_context():
         for _ in range(rounds):
             for stream in streams:
@@ -144,7 +145,8 @@ def test_four_processes_appending_with_expected_versions_lose_nothing(store, uri
     streams = ["race::item-1", "race::item-2", "race::item-3"]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    workers = [context.Process(target=_contend, args=(uri, streams, 25, results)) for _ in range(4)]
+    ready = context.Barrier(4)
+    workers = [context.Process(target=_contend, args=(uri, streams, 25, results, ready)) for _ in range(4)]
     for worker in workers:
         worker.start()
     outcomes = [results.get(timeout=120) for _ in workers]
