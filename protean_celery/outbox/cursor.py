@@ -92,7 +92,9 @@ class SQLCursorStore:
     def _ensure_row(self, name: str) -> None:
         if name in self._rows:
             return
-        with self.engine.connect() as conn:
+        # Write-locked from the start (BEGIN IMMEDIATE on SQLite): a read that turns into a write
+        # fails at once with "database is locked" when another process wrote in between.
+        with self.engine.connect().execution_options(immediate=True) as conn:
             exists = conn.execute(select(cursors_table.c.name).where(cursors_table.c.name == name)).first()
             if not exists:
                 try:

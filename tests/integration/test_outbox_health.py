@@ -141,7 +141,7 @@ def test_maintenance_prunes_old_markers_dead_letters_and_outbox_rows_and_keeps_r
     out = ops(env, "seed", "maintain:0", "maintain:30")
     keep, prune = out.split("report")[1:]
     # dead_letter_retention_days = 0 keeps every dead letter; the rest is pruned by age
-    assert "('dead_letters', 0), ('errors', 0), ('inbox_markers', 1), ('outbox_abandoned', 0), " \
+    assert "('dead_letters', 0), ('errors', 0), ('inbox_markers', 1), ('lanes', 0), ('outbox_abandoned', 0), " \
            "('outbox_published', 1)" in keep
     assert "markers ['recent-marker']" in keep and "letters ['old-letter', 'recent-letter']" in keep
     assert "outbox ['orders::order-recent-row']" in keep
