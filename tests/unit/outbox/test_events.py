@@ -40,9 +40,9 @@ class Audit(BaseEventHandler):
         SENT.append(f"audit:{type(event).__name__}")
 
 
-def outbox_off_domain(name: str = "shop"):
+def outbox_off_domain():
     """The shop domain in Protean's default delivery: outbox off, event store subscriptions, async events."""
-    domain = build_domain(name)
+    domain = build_domain()
     domain.config["enable_outbox"] = False
     domain.config["event_processing"] = "async"
     domain.config["server"]["default_subscription_type"] = "event_store"
