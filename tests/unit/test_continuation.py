@@ -2,11 +2,10 @@
 
 import pytest
 from celery.exceptions import Retry
-
-import protean_celery.continuation
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+import protean_celery.continuation
 from protean_celery.tasks import execute
 from protean_celery.testing import drain
 from protean_celery.testing.drain import queue_depths
