@@ -32,8 +32,8 @@ def check(ctx: click.Context, as_json: bool) -> None:
     app = app_of(ctx)
     found = problems(app) + [str(item) for item in unhonoured(app.domain)] + unreachable(app)
     if as_json:
-        routes = len(app.topology.routes)
-        echo_json({"ok": not found, "problems": found, "warnings": warnings(app), "handler_tasks": routes})
+        echo_json({"ok": not found, "problems": found, "warnings": warnings(app),
+                   "handler_tasks": len(app.topology.routes)})
         sys.exit(1 if found else 0)
     for line in found:
         click.echo(f"PROBLEM  {line}")
