@@ -63,7 +63,7 @@ def connect(app: Celery, runtime: Runtime) -> None:
     def check_queues(sender: Any = None, instance: Any = None, **_: Any) -> None:
         if getattr(instance, "app", None) is not app:
             return
-        left_out = runtime.topology.backfill_left_out(app.amqp.queues.consume_from.keys())
+        left_out = runtime.topology.backfill_left_out(instance.app.amqp.queues.consume_from.keys())
         if left_out:
             logger.warning("protean-celery: %s", left_out_warning(left_out, "this worker's -Q"))
 

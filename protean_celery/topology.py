@@ -123,6 +123,13 @@ class Topology:
             if _consumes(route.spec, category) and (not known or route.spec.accepts(message_type))
         )
 
+    def takes_command(self, message_type: str) -> bool:
+        """Whether a command dispatcher of this app has a handler for the command type ``message_type``."""
+        return any(
+            route.spec.kind is HandlerKind.COMMAND_DISPATCHER and route.spec.handler_for(message_type) is not None
+            for route in self.routes
+        )
+
     def command_categories(self) -> tuple[str, ...]:
         """The command stream categories the command relay reads."""
         return tuple(
