@@ -92,7 +92,13 @@ class ProteanCelery(Celery):
 
         The command leaves at once, as it does from Protean's own ``domain.process``
         in any process with an app (:mod:`protean_celery.commits`).
+
+        Raises:
+            UnknownHandlerError: no command handler of this app takes the command's
+                type; nothing was stored (Protean would store it, and the relay would
+                dead-letter it).
         """
+        refuse_unhandled(self.topology, command)
         with self.runtime.commits.deferred(), self.domain.domain_context():
             result = self.domain.process(command, **kwargs)
         self.runtime.nudge()
@@ -101,6 +107,28 @@ class ProteanCelery(Celery):
     def relay(self) -> Any:
         """Relay every pending outbox row and command now; returns a ``RelayReport``."""
         return self.runtime.relay.run()
+
+
+def refuse_unhandled(topology: Topology, command: Any) -> None:
+    """Raise when no command handler of ``topology`` takes ``command``'s type (a registered command).
+
+    Raises:
+        UnknownHandlerError: naming the command and what to register.
+    """
+    from protean.utils import DomainObjects
+
+    from protean_celery.errors import UnknownHandlerError
+
+    message_type = getattr(type(command), "__type__", None)
+    if getattr(type(command), "element_type", None) is not DomainObjects.COMMAND or message_type is None:
+        return  # not a registered command: Protean's own error says so
+    if not topology.takes_command(message_type):
+        raise UnknownHandlerError(
+            f"No command handler of this app takes {message_type} ({type(command).__name__}); nothing was stored. "
+            "Register one: a @domain.command_handler(part_of=<its aggregate>) method decorated "
+            f"@handle({type(command).__name__}).",
+            message_type=message_type,
+        )
 
 
 def guarantee_defaults(

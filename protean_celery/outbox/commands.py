@@ -22,7 +22,7 @@ from protean.utils.eventing import Message
 
 from protean_celery.commits import Committed
 from protean_celery.envelope import message_key, metadata_of
-from protean_celery.errors import PayloadTooLarge
+from protean_celery.errors import PayloadTooLarge, UnknownHandlerError
 from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import command_message, command_rows
 
@@ -67,7 +67,8 @@ class CommandRelay:
         this process handled itself (see ``Relay.publish``); rows a continuing task handled
         (their markers) are skipped too. Rows
         written synchronously (``asynchronous`` false) were handled already and are skipped.
-        A command no handler takes is counted in ``report.unrouted`` and logged (an
+        A command no handler takes is counted in ``report.unrouted`` and, once the cursor
+        moved past it, dead-lettered with an ``UnknownHandlerError`` naming its type (an
         event no handler takes is normal: handlers pick the types they want).
         """
         store = self.domain.event_store.store
@@ -95,14 +96,12 @@ class CommandRelay:
                     report.tasks += sent
                     relayed += 1
                     if commands and not sent and not self.topology.targets(category, _type(message)):
-                        report.unrouted += 1
-                        logger.warning(
-                            "relay: no handler of this app takes %s from %r; register its command handler",
-                            metadata_of(message).headers.type, category,
-                        )
+                        unrouted.append((row, _type(message)))
             return int(rows[-1]["global_position"])
 
+        unrouted: list[tuple[dict[str, Any], str]] = []
         self.cursors.advance(cursor, step)
+        self._park_unrouted(unrouted, category, report)  # after the cursor's lock: SQLite has one writer
         return relayed
 
     def _waiting(self, category: str, cursor: str, limit: int = 1000) -> int:
@@ -135,6 +134,16 @@ class CommandRelay:
             self._park_command(row, category, exc, report)
             return None
 
+    def _park_unrouted(self, rows: list[tuple[dict[str, Any], str]], category: str, report: RelayReport) -> None:
+        """Dead-letter the commands no handler of this app takes (the cursor moved past them), each named."""
+        for row, message_type in rows:
+            report.unrouted += 1
+            try:
+                self._park_command(row, category, _unrouted_error(message_type, category), report)
+            except Exception:  # logged by _park_command; the cursor has moved: only the log names it now
+                logger.error("relay: %s at global position %s of %r is not handled by any handler of this app",
+                             message_type, row.get("global_position"), category)
+
     def _park_command(self, row: dict[str, Any], category: str, error: Exception, report: RelayReport) -> None:
         """Dead-letter an event store row the relay cannot publish, so the cursor can move past it.
 
@@ -150,6 +159,14 @@ class CommandRelay:
             logger.exception("relay: could not dead-letter %s (%s); it will be read again", where, error)
             raise
         logger.warning("relay: %s cannot be published, dead-lettered as %s: %s", where, entry, error)
+
+
+def _unrouted_error(message_type: str, category: str) -> UnknownHandlerError:
+    return UnknownHandlerError(
+        f"No command handler of this app takes {message_type} from {category!r}: register one "
+        "(@domain.command_handler with @handle for it); this dead letter keeps the command.",
+        message_type=message_type,
+    )
 
 
 def command_cursor_name(category: str) -> str:

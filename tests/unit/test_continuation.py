@@ -5,6 +5,7 @@ from celery.exceptions import Retry
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+import protean_celery.continuation
 from protean_celery.tasks import execute
 from protean_celery.testing import drain
 from protean_celery.testing.drain import queue_depths
@@ -18,6 +19,17 @@ COMMANDS = "protean.shop.commands.Order"
 HANDLERS = {name: f"tests.support.shop.{name}" for name in ("Fulfilment", "Notifier")} | {
     "OrderCommands": "tests.support.shop.Order",  # the command dispatcher of the aggregate
 }
+
+
+@pytest.fixture(autouse=True)
+def patient_budget(monkeypatch):
+    """A time budget no load reaches: these tests count tasks, which must not depend on the machine's speed.
+
+    With the real 0.5 s, a loaded machine (CI after the integration tests, other work on
+    its 2 cores) once took longer than that over the first handler run here, and the
+    relay got the rest: 3 tasks instead of 1. The budget itself is tested below with 0 s.
+    """
+    monkeypatch.setattr(protean_celery.continuation, "CONTINUATION_SECONDS", 60.0)
 
 
 @pytest.fixture
@@ -67,6 +79,15 @@ def test_a_task_handles_the_saga_its_commit_started_in_its_own_process(app):
     assert _markers(app) == sorted([HANDLERS["Fulfilment"]] * 2 + [HANDLERS["OrderCommands"], HANDLERS["Notifier"]])
     assert set(queue_depths(app).values()) == {0}
     assert app.relay().moved == 0  # the rows are marked published, the command cursor moved past ShipOrder
+
+
+def test_a_spent_time_budget_leaves_every_message_to_the_relay(app, monkeypatch):
+    monkeypatch.setattr(protean_celery.continuation, "CONTINUATION_SECONDS", 0.0)
+    app.process(PlaceOrder(order_id="o1"), asynchronous=False)
+
+    assert drain(app).tasks == 4  # OrderPlaced, ShipOrder, then OrderShipped for Fulfilment and Notifier
+    assert SENT == ["o1"]
+    assert set(queue_depths(app).values()) == {0}
 
 
 def test_with_continuation_off_every_handler_invocation_is_a_task(sqlite_shop):
@@ -131,8 +152,6 @@ def test_a_command_of_a_rolled_back_unit_of_work_is_never_continued(app):
     assert HANDLERS["OrderCommands"] not in _markers(app)
 
 
-@pytest.mark.xfail(strict=False, reason="once in a full CI session (random order, after the integration tests) "
-                   "the drain ran 3 tasks, not 1; alone and in unit-only random runs it passes: cause not found yet")
 def test_with_every_handler_ordered_the_saga_still_runs_in_one_task_taking_its_turns(sqlite_shop):
     from protean_celery.turns import Turns
 

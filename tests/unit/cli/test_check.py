@@ -28,3 +28,19 @@ def test_check_exits_1_and_names_each_problem(shop_app):
     result = CliRunner().invoke(protean, ["check"], obj=SimpleNamespace(app=shop_app))
     assert result.exit_code == 1
     assert "PROBLEM  Celery setting task_acks_late = False weakens a guarantee" in result.output
+
+
+def test_check_warns_about_backfill_queues_the_running_workers_leave_out(memory_shop, monkeypatch):
+    from protean_celery.broker import workers
+
+    app = memory_shop(server={"default_subscription_type": "stream", "priority_lanes": {"enabled": True}})
+    everything = {queue.name for queue in app.topology.queues}
+    left_out = everything - {"protean.shop.Notifier.backfill"}
+    monkeypatch.setattr(workers, "consumed_queues", lambda celery, timeout: left_out)
+    result = CliRunner().invoke(protean, ["check"], obj=SimpleNamespace(app=app))
+    assert "WARNING  Backfill queue(s) protean.shop.Notifier.backfill are not consumed" in result.output
+
+    monkeypatch.setattr(workers, "consumed_queues", lambda celery, timeout: everything)
+    assert not [line for line in warnings(app) if "Backfill" in line]
+    monkeypatch.setattr(workers, "consumed_queues", lambda celery, timeout: None)  # no worker answered
+    assert not [line for line in warnings(app) if "Backfill" in line]
