@@ -34,6 +34,9 @@ class ChaosReport:
     db_down_seconds: list[float] = field(default_factory=list)
     transient_retries: int = 0
     api_retries: int = 0
+    writer_kills: int = 0
+    locked_errors: int = 0
+    corrupted: list[str] = field(default_factory=list)
     nodes: int = 1
     beats: int = 1
 
@@ -49,6 +52,7 @@ class ChaosReport:
             and len(self.dead_letters) == self.poison
             and all(task == POISON_TASK for task, _ in self.dead_letters)
             and not self.reclaimed_from_live
+            and not self.corrupted
         )
 
     def lines(self) -> list[str]:
@@ -70,6 +74,9 @@ class ChaosReport:
             f"unplanned exits        {len(self.crashes)}  (restarted, as a supervisor would) {self.crashes[:2]}",
             f"database restarts      {self.db_restarts}  (down {_seconds(self.db_down_seconds)})",
             f"API calls retried      {self.api_retries}  (the driver's own, after a failed call that did not commit)",
+            f"SQLite writers killed  {self.writer_kills}  (pool children holding the write lock mid-transaction)",
+            f"database is locked     {self.locked_errors}  (in the workers' logs)",
+            f"integrity check        {'; '.join(self.corrupted) or 'ok'}",
             f"nodes, beats           {self.nodes}, {self.beats}",
             f"chaos                  {len(self.events)} events: {', '.join(_summary(self.events))}",
             f"wall time              {self.seconds:.0f} s",
