@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
 
 POISON_TASK = "protean.orders.commands.Order"
 
@@ -42,7 +45,7 @@ class ChaosReport:
 
     @property
     def ok(self) -> bool:
-        """Every saga ended right, effects once, nothing stuck, only the poison dead-lettered."""
+        """Every saga ended right, effects once, nothing stuck, only the poison dead-lettered, no file corrupted."""
         return (
             self.completed + self.compensated == self.orders
             and self.compensated == self.declined
@@ -120,6 +123,16 @@ def reclaimed_from_live(node_logs: list[str]) -> list[str]:
                 if any(begun < at < match["at"] for at in reclaims.get(match["id"], [])):
                     wrong.append(match["id"])
     return wrong
+
+
+def integrity(path: Path) -> str:
+    """SQLite's ``PRAGMA integrity_check`` of the file ``path`` (``ok`` when nothing is corrupted)."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            return "; ".join(str(row) for row in conn.exec_driver_sql("PRAGMA integrity_check").scalars())
+    finally:
+        engine.dispose()
 
 
 def _seconds(values: list[float]) -> str:
