@@ -150,9 +150,11 @@ def _note_statement(conn: Any, _cursor: Any, statement: str, _parameters: Any, c
 
 def _mark_cut_read(context: Any) -> None:
     """``handle_error``: before the connection is invalidated (and its info cleared), judge the cut."""
-    conn = context.connection
-    if context.is_disconnect and conn is not None and conn.info.get(_WROTE) is False:
-        setattr(context.sqlalchemy_exception, _CUT_READ, True)
+    conn, error = context.connection, context.sqlalchemy_exception
+    if context.is_pre_ping or not context.is_disconnect or conn is None or error is None:
+        return
+    if conn.info.get(_WROTE) is False:
+        setattr(error, _CUT_READ, True)
 
 
 def _plain_read(context: Any, statement: str) -> bool:
