@@ -13,8 +13,8 @@ up before writing again).
 * :func:`watch_reads` tracks, per connection, whether the open transaction has run
   anything but a plain ``SELECT`` built with SQLAlchemy (text statements, ``FOR
   UPDATE`` and flushes count as writes), and marks a cut read as safe to repeat.
-* :func:`retry_cut_read` repeats a read made with our own engines (the SQL event
-  store).
+* :func:`retry_cut_read` and :func:`fetch` repeat a read made with our own engines
+  (the SQL event store, the dead letters).
 * :func:`retry_cut_reads` hooks Protean's SQLAlchemy providers (repositories and
   DAOs) through SQLAlchemy's ``do_orm_execute`` session event, without changing
   Protean: the cut transaction is rolled back and the statement runs in a new one.
@@ -31,14 +31,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from protean_celery.protean_api import provider_engines, provider_sessions
 from protean_celery.redact import redact_url
 
-__all__ = ["RECONNECT_SECONDS", "watch_reads", "read_was_cut", "retry_cut_read", "retry_cut_reads"]
+__all__ = ["RECONNECT_SECONDS", "watch_reads", "read_was_cut", "retry_cut_read", "fetch", "retry_cut_reads"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,25 @@ def retry_cut_read(engine: Engine, read: Callable[[], T]) -> T:
             raise
         _reconnect(engine, error)
         return read()
+
+
+def fetch(engine: Engine, read: Callable[[Connection], T], autocommit: bool = False) -> T:
+    """``read(conn)`` on a connection of its own from ``engine``, repeated once on a fresh one when cut.
+
+    Args:
+        engine: one of our engines (:func:`~protean_celery.sql.make_engine` watches it).
+        read: runs the read statement(s) on the connection and returns the result.
+        autocommit: run in autocommit (one statement, no ``BEGIN``/``ROLLBACK`` round trips).
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: as :func:`retry_cut_read`.
+    """
+
+    def attempt() -> T:
+        with engine.connect() as conn:
+            return read(conn.execution_options(isolation_level="AUTOCOMMIT") if autocommit else conn)
+
+    return retry_cut_read(engine, attempt)
 
 
 def retry_cut_reads(domain: Any) -> None:

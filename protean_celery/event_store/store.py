@@ -40,7 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from protean_celery.cut_reads import retry_cut_read
+from protean_celery.cut_reads import fetch
 from protean_celery.errors import EventStoreError, EventStoreNotSetUp
 from protean_celery.event_store import postgres
 from protean_celery.event_store.schema import category_of, events, metadata
@@ -270,18 +270,9 @@ class SQLEventStore(BaseEventStore):
 
     def _fetch(self, read: Callable[[Connection], T]) -> T:
         """One read statement, on a connection of its own; cut mid-statement, once more on a fresh one."""
-
-        def attempt() -> T:
-            with self._reader() as conn:
-                return read(conn)
-
-        with self._errors():
-            return retry_cut_read(self.engine, attempt)
-
-    def _reader(self) -> Connection:
         # One statement per read: on PostgreSQL autocommit saves BEGIN and ROLLBACK round trips.
-        conn = self.engine.connect()
-        return conn.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else conn
+        with self._errors():
+            return fetch(self.engine, read, autocommit=self._postgres)
 
     def _version(self, stream_name: str) -> int:
         with self.engine.connect() as conn:

@@ -1,6 +1,6 @@
 """A read cut mid-statement gets its result in a process that is not a worker; a cut write is not repeated.
 
-An API reads with Protean's repositories and the SQL event store. The read is made
+An API reads with Protean's repositories and the SQL event store, a CLI lists dead letters. The read is made
 slow by a lock (another session holds ``LOCK TABLE … IN ACCESS EXCLUSIVE MODE``),
 and its backend is terminated while it waits (``pg_terminate_backend``: what a
 PostgreSQL crash or restart does to every connection). The read runs once more on a
@@ -141,6 +141,13 @@ def test_an_event_store_read_cut_mid_statement_returns_its_messages(app, url):
 
     assert cut.error is None and cut.repeated
     assert cut.result == ["kept"]
+
+
+def test_a_dead_letter_list_cut_mid_statement_returns_the_entries(app, url):
+    cut = Cut(url, "protean_celery_dead_letters").run(lambda: app.runtime.state.dead_letters.list())
+
+    assert cut.error is None and cut.repeated
+    assert cut.result == []
 
 
 def test_a_repository_read_cut_mid_statement_returns_its_rows(app, url):
