@@ -15,6 +15,7 @@ from celery import Celery
 
 from protean_celery import lifecycle
 from protean_celery.config_file import refuse_misplaced_celery_table
+from protean_celery.cut_reads import retry_cut_reads
 from protean_celery.lifecycle import require_broker
 from protean_celery.outbox import beat_entries
 from protean_celery.outbox.admin import providers as outbox_providers
@@ -74,6 +75,7 @@ class ProteanCelery(Celery):
         self.domain = domain
         self.settings = settings
         self.runtime = Runtime(self, domain, settings, state_database(domain, settings, cursors))
+        retry_cut_reads(domain)  # repositories: a read cut mid-statement runs again on a fresh connection
         self.subscribers = Subscribers(self, self.runtime)
         self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain), self.subscribers))
         if config:

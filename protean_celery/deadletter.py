@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, delete, func, select
 
+from protean_celery.cut_reads import fetch
 from protean_celery.errors import DeadLetterError
 from protean_celery.sql import existing_pairs
 from protean_celery.table_store import TableStore
@@ -123,8 +124,7 @@ class DeadLetters(TableStore):
         """Entries, newest failure first, filtered by task, category and time."""
         query = select(dead_letters_table).order_by(dead_letters_table.c.last_failed_at.desc()).limit(limit)
         query = _filtered(query, task, category, since)
-        with self.engine.connect() as conn:
-            return [DeadLetter(**dict(row)) for row in conn.execute(query).mappings()]
+        return fetch(self.engine, lambda conn: [DeadLetter(**dict(row)) for row in conn.execute(query).mappings()])
 
     def get(self, entry_id: str) -> DeadLetter:
         """One entry.
@@ -157,8 +157,7 @@ class DeadLetters(TableStore):
     def depth(self) -> dict[str, int]:
         """Entries per task."""
         query = select(dead_letters_table.c.task, func.count()).group_by(dead_letters_table.c.task)
-        with self.engine.connect() as conn:
-            return {str(task): int(count) for task, count in conn.execute(query)}
+        return fetch(self.engine, lambda conn: {str(task): int(count) for task, count in conn.execute(query)})
 
 
 def _filtered(statement: Any, task: str | None, category: str | None, since: datetime | None) -> Any:

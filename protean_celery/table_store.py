@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Table, select
 
+from protean_celery.cut_reads import fetch
+
 __all__ = ["TableStore"]
 
 
@@ -54,6 +56,6 @@ class TableStore:
 
     def first(self, *where: Any) -> Mapping[str, Any] | None:
         """The first row matching ``where`` (SQLAlchemy conditions on ``table``), as a mapping; ``None``: none."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(self.table).where(*where)).mappings().first()
+        query = select(self.table).where(*where)
+        row = fetch(self.engine, lambda conn: conn.execute(query).mappings().first())  # a cut read runs again
         return None if row is None else dict(row)
