@@ -10,6 +10,7 @@ LABELS = {
     "inline": "inline (sync, one process)",
     "server": "protean server --workers {c}",
     "celery": "protean-celery -c {c}, PostgreSQL",
+    "outbox_off": "protean-celery -c {c}, PG, outbox off",
     "embedded": "protean-celery -c {c}, embedded",
 }
 # (numerator, denominator, what is compared, issue 9's target)
@@ -18,6 +19,9 @@ RATIOS = (
     (("celery", "burst"), ("inline", "burst"), "throughput celery / inline", ">= 1.45"),
     (("celery", "light_domain"), ("inline", "burst"), "p50 domain.process / inline saga time", "<= 1.5"),
     (("celery", "light_app"), ("inline", "burst"), "p50 app.process / inline saga time", "<= 1.5"),
+    (("outbox_off", "burst"), ("server", "burst"), "throughput outbox off / protean server", ">= 2.0"),
+    (("outbox_off", "burst"), ("inline", "burst"), "throughput outbox off / inline", ">= 1.45"),
+    (("outbox_off", "light_domain"), ("inline", "burst"), "p50 domain.process (outbox off) / inline", "<= 1.5"),
     (("embedded", "burst"), ("celery", "burst"), "throughput embedded / PostgreSQL", ">= 0.5"),
 )
 

@@ -66,6 +66,6 @@ _ROLES = (
     ("postgres", ("postgres",)),
     ("redis", ("redis-server",)),
     ("beat", (" beat",)),
-    ("worker", (" worker", "protean server")),
+    ("worker", (" worker", " server --domain")),
     ("driver", ("saga_driver",)),
 )
