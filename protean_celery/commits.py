@@ -63,9 +63,10 @@ class Committed:
         categories: the stream categories appended to.
         rows: the outbox rows (Protean's database models) the commits wrote,
             so the relay publishes them by id, without claiming them first.
-        commands: the command rows appended and committed (``data``, ``metadata``,
-            ``position``; Protean's ``Message.deserialize`` reads them), recorded
-            only where commands commit with the Unit of Work (``Commits.capture``).
+        commands: the rows appended and committed to the captured categories
+            (``Commits.capture``: commands, and events when the outbox is off) as
+            ``data``, ``metadata``, ``position`` (Protean's ``Message.deserialize``
+            reads them), recorded only where appends commit with the Unit of Work.
         handled: ``(task name, message key)`` pairs already handled in this process
             (:mod:`protean_celery.continuation`): the relay publishes no task for them.
         retries: pairs whose in-process attempt failed, with the countdown of their
@@ -109,8 +110,8 @@ class Commits:
         self._models = outbox_models
         self._in_background = background
         self._key = f"protean_celery_outbox_{id(self)}"
-        #: Command categories whose appends are recorded (set by the runtime where
-        #: commands commit with the Unit of Work's session: see ``Committed.commands``).
+        #: Categories whose appends are recorded (set by the runtime where appends
+        #: commit with the Unit of Work's session: see ``Committed.commands``).
         self.capture: frozenset[str] = frozenset()
         self._local = threading.local()
         self._background = _RelayThread(relay)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from protean.utils.eventing import Message
@@ -51,15 +52,17 @@ class CommandRelay:
 
     def _command_batch(
         self, report: RelayReport, categories: list[str] | None, assume_new: bool = False,
-        done: Committed | None = None,
+        done: Committed | None = None, grace: bool = False,
     ) -> None:
         for category in categories if categories is not None else self.topology.command_categories():
             cursor = command_cursor_name(category)
-            report.commands += self._category_batch(category, cursor, report, assume_new, commands=True, done=done)
+            report.commands += self._category_batch(
+                category, cursor, report, assume_new, commands=True, done=done, grace=grace,
+            )
 
     def _category_batch(
         self, category: str, cursor: str, report: RelayReport, assume_new: bool = False, commands: bool = False,
-        done: Committed | None = None,
+        done: Committed | None = None, grace: bool = False,
     ) -> int:
         """Publish one batch of the event store rows of ``category`` past ``cursor``; return how many went out.
 
@@ -70,15 +73,19 @@ class CommandRelay:
         A command no handler takes is counted in ``report.unrouted`` and, once the cursor
         moved past it, dead-lettered with an ``UnknownHandlerError`` naming its type (an
         event no handler takes is normal: handlers pick the types they want).
+        With ``grace`` (beat ticks) the batch ends before the first row younger than
+        ``relay_grace_seconds``: the process that committed it relays it, or a task of
+        that process is handling it right now (:mod:`protean_celery.continuation`).
         """
         store = self.domain.event_store.store
         if not assume_new and not command_rows(store, category, self.cursors.position(cursor), 1):
             return 0  # nothing new: skip the locked round trip
         relayed = 0
+        young = self._young(grace)
 
         def step(position: int) -> int:
             nonlocal relayed
-            rows = command_rows(store, category, position, self.settings.relay_batch_size)
+            rows = young(command_rows(store, category, position, self.settings.relay_batch_size))
             if not rows:
                 return position
             decoded = [(row, self._command(row, category, report)) for row in rows]
@@ -104,10 +111,46 @@ class CommandRelay:
         self._park_unrouted(unrouted, category, report)  # after the cursor's lock: SQLite has one writer
         return relayed
 
+    def _young(self, grace: bool) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+        """Cuts a batch of rows before its first row younger than ``relay_grace_seconds`` (with ``grace``)."""
+        if not grace or self.settings.relay_grace_seconds <= 0:
+            return lambda rows: rows
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.relay_grace_seconds)
+
+        def older(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for index, row in enumerate(rows):
+                written = _written(row)
+                if written is not None and written > cutoff:
+                    return rows[:index]
+            return rows
+
+        return older
+
     def _waiting(self, category: str, cursor: str, limit: int = 1000) -> int:
-        """How many event store rows of ``category`` lie past ``cursor`` (at most ``limit``; for drains)."""
+        """How many event store rows of ``category`` past ``cursor`` still wait for a handler (at most ``limit``).
+
+        Rows every handler of this app already handled (their inbox markers: a
+        continuing task ran them, the cursor moves at the next tick) do not wait.
+        """
         position = self.cursors.position(cursor)
-        return len(command_rows(self.domain.event_store.store, category, position, limit))
+        rows = command_rows(self.domain.event_store.store, category, position, limit)
+        if self.markers is None or not rows:
+            return len(rows)
+        decoded = []
+        for row in rows:
+            try:
+                decoded.append(command_message(row))
+            except Exception:  # the relay dead-letters it: it waits until then
+                decoded.append(None)
+        known = self._handled_here(category, [message for message in decoded if message is not None], None)
+        handled = known.handled if known is not None else set()
+        return sum(
+            1 for message in decoded
+            if message is None or any(
+                (route.task_name, message_key(message)) not in handled
+                for route in self.topology.targets(category, _type(message))
+            )
+        )
 
     def _handled_here(self, category: str, messages: list[Message], done: Committed | None) -> Committed | None:
         """``done`` plus the (task, key) pairs of ``messages`` a continuing task already handled (their markers)."""
@@ -176,3 +219,16 @@ def command_cursor_name(category: str) -> str:
 
 def _type(message: Message) -> str:
     return str(metadata_of(message).headers.type)
+
+
+def _written(row: dict[str, Any]) -> datetime | None:
+    """When an event store row was written (``time``; naive values are UTC), or None if it does not say."""
+    value = row.get("time")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

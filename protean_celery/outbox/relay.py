@@ -121,8 +121,8 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
             stored_events: with the outbox off, relay events from the event store (``events.py``):
                 all categories, or the listed ones; ``None`` does so whenever ``commands`` is true.
             max_batches: round trips at most (default ``relay_max_batches``).
-            grace: leave outbox rows younger than ``relay_grace_seconds`` to the fast
-                path of the process that committed them (beat ticks).
+            grace: leave outbox rows and commands younger than ``relay_grace_seconds`` to
+                the fast path of the process that committed them (beat ticks).
             done: what this process handled itself (see :meth:`publish`).
         """
         report = RelayReport()
@@ -136,8 +136,12 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                 if commands:
                     # Listed categories were just appended to: skip the peek once.
                     listed = None if commands is True else commands
-                    self._command_batch(report, listed, assume_new=listed is not None and batch == 0, done=done)
-                self._stored_event_batch(report, commands if stored_events is None else stored_events, batch)
+                    self._command_batch(
+                        report, listed, assume_new=listed is not None and batch == 0, done=done, grace=grace,
+                    )
+                self._stored_event_batch(
+                    report, commands if stored_events is None else stored_events, batch, done=done, grace=grace,
+                )
                 if report.moved == moved:
                     break
         return report
