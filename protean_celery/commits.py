@@ -71,6 +71,8 @@ class Committed:
             (:mod:`protean_celery.continuation`): the relay publishes no task for them.
         retries: pairs whose in-process attempt failed, with the countdown of their
             first retry: the relay publishes them as that retry.
+        decoded: outbox rows already turned into messages here, by ``id(row)``:
+            ``(entity, message, category)``, so the relay does not decode them again.
     """
 
     categories: set[str] = field(default_factory=set)
@@ -78,6 +80,7 @@ class Committed:
     commands: list[dict[str, Any]] = field(default_factory=list)
     handled: set[tuple[str, str]] = field(default_factory=set)
     retries: dict[tuple[str, str], float] = field(default_factory=dict)
+    decoded: dict[int, tuple[Any, Any, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.categories or self.rows)
@@ -88,6 +91,7 @@ class Committed:
         self.commands.extend(other.commands)
         self.handled |= other.handled
         self.retries.update(other.retries)
+        self.decoded.update(other.decoded)
 
 
 class Commits:

@@ -102,11 +102,11 @@ class Continuation:
                 fresh = commits.take()
                 if not fresh:
                     break
-                done.merge(fresh)
                 for route, message in self._local_work(fresh):
                     if ran >= budget or time.monotonic() >= deadline:
                         break
                     ran += self._run(route, message, done)
+                done.merge(fresh)
             done.merge(commits.take())
         commits.give_back(done)
         commits.committed()
@@ -119,9 +119,11 @@ class Continuation:
             if row.target_broker != internal:
                 continue
             try:
-                message, category = outbox_message(type(row).to_entity(row))
+                entity = type(row).to_entity(row)
+                message, category = outbox_message(entity)
             except Exception:  # the relay publishes it, or records why it cannot
                 continue
+            fresh.decoded[id(row)] = (entity, message, category)  # the relay publishes from these
             yield from self._routes(message, category, row.priority)
         for row in fresh.commands:  # appended rows: commands, and events with the outbox off
             try:

@@ -182,13 +182,19 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
         by id first (``external.py``), even when the Celery broker is down.
         """
         models = self._models()
+        known = done.decoded if done is not None else {}  # rows a continuing task decoded already
         with self.domain.domain_context():
-            internal: list[tuple[str, Any]] = []
+            internal: list[tuple[str, Any, tuple[Message, str] | None]] = []
             external: list[tuple[str, Any]] = []
             for row in rows:
-                if type(row) in models:
-                    target = internal if row.target_broker == self.internal_broker else external
-                    target.append((models[type(row)], type(row).to_entity(row)))
+                if type(row) not in models:
+                    continue
+                decoded = known.get(id(row))
+                entity = decoded[0] if decoded is not None else type(row).to_entity(row)
+                if row.target_broker == self.internal_broker:
+                    internal.append((models[type(row)], entity, decoded[1:] if decoded is not None else None))
+                else:
+                    external.append((models[type(row)], entity))
             sent = 0
             try:
                 sent += self._publish_internal_committed(internal, done)
@@ -196,13 +202,16 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                 sent += self._publish_external_committed(external) if external else 0
             return sent
 
-    def _publish_internal_committed(self, rows: list[tuple[str, Any]], done: Committed | None) -> int:
+    def _publish_internal_committed(
+        self, rows: list[tuple[str, Any, tuple[Message, str] | None]], done: Committed | None,
+    ) -> int:
         published: dict[str, list[Any]] = {}
         try:
             with self.celery.producer_or_acquire() as producer:
-                for provider, row in rows:
+                for provider, row, decoded in rows:
                     try:
-                        self.publish(*outbox_message(row), producer, done, priority=row.priority)
+                        message, category = decoded if decoded is not None else outbox_message(row)
+                        self.publish(message, category, producer, done, priority=row.priority)
                     except Exception as exc:
                         if broker_down(exc):
                             raise
