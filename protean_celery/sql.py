@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Column, create_engine, event, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from protean_celery.cut_reads import watch_reads
+from protean_celery.cut_reads import fetch, watch_reads
 from protean_celery.errors import ConfigurationError
 from protean_celery.protean_api import provider_engines
 from protean_celery.redact import redact_url
@@ -101,9 +101,13 @@ def existing_pairs(
     if not wanted:
         return set()
     values = sorted({value for value, _other in wanted})
-    found: set[tuple[str, str]] = set()
-    with engine.connect() as conn:
+
+    def read(conn: Connection) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
         for start in range(0, len(values), chunk):
             query = select(first, second).where(first.in_(values[start:start + chunk]))
             found.update((str(a), str(b)) for a, b in conn.execute(query))
-    return found & wanted
+        return found
+
+    # A read only: on PostgreSQL without BEGIN and ROLLBACK round trips; repeated once if cut.
+    return fetch(engine, read, autocommit=engine.dialect.name == "postgresql") & wanted

@@ -78,10 +78,10 @@ class CommandRelay:
         that process is handling it right now (:mod:`protean_celery.continuation`).
         """
         store = self.domain.event_store.store
-        if not assume_new and not command_rows(store, category, self.cursors.position(cursor), 1):
-            return 0  # nothing new: skip the locked round trip
-        relayed = 0
         young = self._young(grace)
+        if not assume_new and not young(command_rows(store, category, self.cursors.position(cursor), 1)):
+            return 0  # nothing new (or nothing old enough for a tick): skip the locked round trip
+        relayed = 0
 
         def step(position: int) -> int:
             nonlocal relayed
