@@ -66,6 +66,6 @@ _ROLES = (
     ("postgres", ("postgres",)),
     ("redis", ("redis-server",)),
     ("beat", (" beat",)),
-    ("worker", (" worker", " server --domain")),
+    ("worker", (" worker", " server --domain", "multiprocessing")),  # protean server spawns its workers
     ("driver", ("saga_driver",)),
 )

@@ -38,12 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         redis = stack.enter_context(RedisServer())
         postgres = stack.enter_context(PostgresServer())
-        with postgres._connect() as conn:  # the server's own superuser connection
-            conn.autocommit = True
+        conn = postgres._connect()  # the server's own superuser connection
+        conn.autocommit = True  # ALTER SYSTEM runs outside a transaction
+        try:
             with conn.cursor() as cursor:
                 cursor.execute("ALTER SYSTEM SET log_statement = 'all'")
                 cursor.execute("ALTER SYSTEM SET log_line_prefix = '%p %d '")
                 cursor.execute("SELECT pg_reload_conf()")
+        finally:
+            conn.close()
         logs = Path(tempfile.mkdtemp(prefix="census-"))
         env = _environment(args.system, redis, postgres, logs, 0)
         run = argparse.Namespace(orders=args.orders, light=0, timeout=600.0, concurrency=args.concurrency)
