@@ -4,20 +4,25 @@ SQLite engines run in WAL mode with a 30 s busy timeout and emit their own
 ``BEGIN``: a plain ``BEGIN`` for reads, ``BEGIN IMMEDIATE`` (the database write
 lock, taken up front) when a connection asks for ``execution_options(immediate=True)``.
 That is how two processes appending to one SQLite store serialise instead of
-failing half-way. Server engines (PostgreSQL) pre-ping each pooled connection
-as it is checked out, so a connection left stale by a database restart is
-replaced, not handed to the caller: the first call after a restart succeeds;
-their reads cut mid-statement can be repeated (:mod:`protean_celery.cut_reads`).
+failing half-way. Server engines (PostgreSQL) ping a pooled connection as it is
+checked out when it sat idle for more than ``IDLE_PING_SECONDS``, so a connection
+left stale by a database restart is replaced, not handed to the caller: the first
+call after a restart succeeds. A restart takes longer than that, so every
+connection it left stale sat idle at least that long; a busy worker reuses its
+connections within milliseconds and pays no ping round trip per checkout. Their
+reads cut mid-statement can be repeated (:mod:`protean_celery.cut_reads`).
 Errors never show a password.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Column, create_engine, event, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 
 from protean_celery.cut_reads import fetch, watch_reads
 from protean_celery.errors import ConfigurationError
@@ -50,10 +55,37 @@ def make_engine(uri: str, where: str, **pool: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _sqlite_transactions(engine)
         return engine
-    options = {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True, **pool}
+    options = {"pool_size": 5, "max_overflow": 10, **pool}
     engine = create_engine(url, **options)
+    _ping_when_idle(engine)
     watch_reads(engine)
     return engine
+
+
+#: A pooled connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 0.25
+
+_IDLE_SINCE = "protean_celery_idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for connections that sat idle (see the module docstring)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("a pooled connection did not answer its ping") from exc
+        if alive is False:
+            raise DisconnectionError("a pooled connection did not answer its ping")
 
 
 def _sqlite_transactions(engine: Engine) -> None:

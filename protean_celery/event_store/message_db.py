@@ -8,8 +8,8 @@ request, a CLI command or a task retry per stale connection.
 :class:`PingingPool` takes the pool's place (``MessageDB`` accepts any object with
 ``get_connection``, ``release`` and ``closeall``). It checks each connection out
 with one ``SELECT 1`` (in autocommit, one round trip) and replaces a dead one
-before the caller sees it, as SQLAlchemy's ``pool_pre_ping`` does for our own
-engines. The statement that follows runs on a live connection; a failure there is
+before the caller sees it, as our own engines do for connections that sat idle
+(``sql.py``). The statement that follows runs on a live connection; a failure there is
 the database failing now, not a leftover of the last restart. The pool opens its
 first connection on first use, so it is safe to build before a fork.
 """

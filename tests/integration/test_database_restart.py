@@ -2,8 +2,9 @@
 
 An API placing orders with ``app.process`` and reading them back keeps pooled
 connections. ``pg_ctl restart -m immediate`` kills every one of them; the pools
-pre-ping (SQLAlchemy's ``pool_pre_ping`` on our engines, :class:`PingingPool` for
-Message DB), so no caller sees the dead connection. Both event stores: ours and
+ping connections that sat idle (our engines: ``sql.IDLE_PING_SECONDS``; Protean's
+own ``pool_pre_ping``; :class:`PingingPool` for Message DB), so no caller sees the
+dead connection. Both event stores: ours and
 Protean's Message DB.
 """
 
