@@ -21,6 +21,7 @@ from protean_celery.continuation import Continuation
 from protean_celery.eager import EagerCascade
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import DeadLetterError, PayloadTooLarge
+from protean_celery.event_store.orphans import adopt_orphans, commits_apart
 from protean_celery.event_store.store import SQLEventStore, shared_provider
 from protean_celery.flower import argsrepr
 from protean_celery.inbox import Inbox
@@ -100,6 +101,8 @@ class Runtime:
             self.relay.markers = self.inbox.handled  # commands a continuing task handled are not published again
         tune_sqlite(domain)
         reset_client(domain.event_store.store)  # Message DB: a pool that survives a database restart
+        if commits_apart(domain):  # a redelivered message reuses the events its killed attempt left
+            adopt_orphans(domain.event_store.store)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
         """Republish a dead letter to its handler's queue and forget it; returns the new task id.
