@@ -7,7 +7,8 @@ first append of each listed event type, so each of those messages is redelivered
 with its events already in the stream: a new aggregate's (``OrderPlaced``,
 ``InventoryReserved``: the append conflicts with the stream's version) and a
 loaded aggregate's (``OrderCompleted``, ``ShipmentDelivered``: the append would
-store the event twice). Each message must complete once, with its events in the
+store the event twice) and the saga's (a process manager's transition, recognised
+by its causation before the handler runs again). Each message must complete once, with its events in the
 stream once and published once, and nothing dead-lettered: through a real
 ``celery worker``, with the outbox on and off.
 """
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 APP = "tests.integration.orphans_app"
 ORDERS = 4
-CRASHES = ["OrderPlaced", "InventoryReserved", "OrderCompleted", "ShipmentDelivered"]
+CRASHES = ["OrderPlaced", "InventoryReserved", "OrderCompleted", "ShipmentDelivered", "_OrderFulfillmentTransition"]
 
 _API = """
 import sys
