@@ -65,7 +65,10 @@ class _Tail:
 
 
 def commits_apart(domain: Any) -> bool:
-    """Whether ``domain``'s event store commits apart from its aggregates (not a SQL event store sharing a provider's database)."""
+    """Whether ``domain``'s event store commits apart from its aggregates.
+
+    It does unless it is the SQL event store in the database of a ``[databases]`` provider.
+    """
     from protean_celery.event_store.store import SQLEventStore, shared_provider
 
     store = domain.event_store.store

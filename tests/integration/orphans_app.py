@@ -27,7 +27,7 @@ MARKS = Path(os.environ.get("ORPHANS_MARKS", "."))
 _append = MessageDBStore._write
 
 
-def _append_then_crash(self, stream_name, message_type, data, metadata=None, expected_version=None):  # type: ignore[no-untyped-def]
+def _append_then_crash(self, stream_name, message_type, data, metadata=None, expected_version=None):  # type: ignore
     position = _append(self, stream_name, message_type, data, metadata, expected_version)
     name = message_type.split(".")[1] if "." in message_type else message_type
     if name in CRASH_AFTER and _first(name):
