@@ -86,6 +86,8 @@ class Runtime:
         def real_broker() -> bool:
             return not str(celery.conf.broker_url or "").startswith("memory") and not celery.conf.task_always_eager
 
+        if commits_apart(domain):  # a redelivery reuses the events its killed attempt left; wrapped before Commits
+            adopt_orphans(domain.event_store.store)
         self.commits = Commits(
             domain.event_store.store, self._relay_committed, self.relay.outbox_models(), background=real_broker,
         )
@@ -101,8 +103,6 @@ class Runtime:
             self.relay.markers = self.inbox.handled  # commands a continuing task handled are not published again
         tune_sqlite(domain)
         reset_client(domain.event_store.store)  # Message DB: a pool that survives a database restart
-        if commits_apart(domain):  # a redelivered message reuses the events its killed attempt left
-            adopt_orphans(domain.event_store.store)
 
     def replay(self, entry_id: str, celery: Celery) -> str:
         """Republish a dead letter to its handler's queue and forget it; returns the new task id.
