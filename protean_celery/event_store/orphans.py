@@ -113,6 +113,7 @@ def adopt_orphans(store: Any) -> None:
         last = read_last(stream)
         if last is not None and _handling() is not None:
             _state(_LAST_READ)[stream] = last  # Protean read it to set a loaded aggregate's expected version
+            _state(_TAILS).pop(stream, None)  # a reload (the version retry's next attempt) starts over
         return last
 
     store._write, store.read_last_message = _write, read_last_message
