@@ -40,6 +40,7 @@ Events written outside a handler (an API's ``domain.process``) are not looked at
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ from protean.utils.eventing import Message
 from protean.utils.globals import g
 
 __all__ = ["adopt_orphans", "commits_apart"]
+
+logger = logging.getLogger(__name__)
 
 #: How far back from a stream's last message the orphans of one message are looked for.
 _TAIL = 50
@@ -99,14 +102,14 @@ def adopt_orphans(store: Any) -> None:
             orphan = tail.orphans.get(wanted.id)
             if orphan is not None and wanted.matches(orphan):
                 tail.reused += 1
-                return _position(orphan)
+                return _reused(stream_name, orphan)
             expected_version -= tail.reused  # the reused orphans already stand in the stream
         try:
             return int(write(stream_name, message_type, data, metadata, expected_version))
         except ExpectedVersionError:
             found = store.read(stream_name, position=expected_version + 1, no_of_messages=1)
             if found and _position(found[0]) == expected_version + 1 and wanted.matches(found[0]):
-                return expected_version + 1
+                return _reused(stream_name, found[0])
             raise
 
     def read_last_message(stream: str) -> Message | None:
@@ -164,6 +167,14 @@ def _tail(store: Any, stream: str, wanted: _Wanted, expected_version: int) -> _T
     orphans = {str(m.metadata.headers.id): m for m in earlier if _version_part(str(m.metadata.headers.id)) == version}
     tails[stream] = _Tail(orphans)
     return tails[stream]
+
+
+def _reused(stream: str, orphan: Message) -> int:
+    position = _position(orphan)
+    logger.info("%s %s at %s position %d: left by an earlier attempt of this message that died before its "
+                "Unit of Work committed; reused", orphan.metadata.headers.type, orphan.metadata.headers.id,
+                stream, position)
+    return position
 
 
 def _handling() -> str | None:
