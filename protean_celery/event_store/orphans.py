@@ -161,19 +161,18 @@ def _tail(store: Any, stream: str, wanted: _Wanted, expected_version: int) -> _T
     version = _version_part(wanted.id)
     if last is None or version is None or _position(last) != expected_version:
         return None
-    if _version_part(str(last.metadata.headers.id)) != version:
+    if _version_part(_id(last)) != version:
         return None
     earlier = store.read(stream, position=max(0, expected_version - _TAIL), no_of_messages=_TAIL + 1)
-    orphans = {str(m.metadata.headers.id): m for m in earlier if _version_part(str(m.metadata.headers.id)) == version}
+    orphans = {_id(message): message for message in earlier if _version_part(_id(message)) == version}
     tails[stream] = _Tail(orphans)
     return tails[stream]
 
 
 def _reused(stream: str, orphan: Message) -> int:
     position = _position(orphan)
-    logger.info("%s %s at %s position %d: left by an earlier attempt of this message that died before its "
-                "Unit of Work committed; reused", orphan.metadata.headers.type, orphan.metadata.headers.id,
-                stream, position)
+    logger.info("event %s at %s position %d: left by an earlier attempt of this message that died before its "
+                "Unit of Work committed; reused", _id(orphan), stream, position)
     return position
 
 
@@ -200,6 +199,10 @@ def _version_part(message_id: str) -> str | None:
     """``<stream>-<version>`` of a state-based aggregate's event id ``<stream>-<version>.<n>``; None otherwise."""
     head, dot, number = message_id.rpartition(".")
     return head if dot and number.isdigit() else None
+
+
+def _id(message: Message) -> str:
+    return str(message.metadata.headers.id) if message.metadata and message.metadata.headers else ""
 
 
 def _caused_by(message: Message, handling: str) -> bool:
