@@ -1,7 +1,7 @@
 """Side-by-side saga benchmark: inline, `protean server`, protean-celery, in one run.
 
     python benchmarks/compare.py [--orders 200] [--light 20] [--concurrency 2]
-                                 [--skip server,embedded] [--quick] [--json out.json]
+                                 [--skip server,outbox_off,embedded] [--quick] [--json out.json]
 
 Starts one private redis-server and PostgreSQL on loopback and runs the orders
 saga (workers/orders) through each system in turn:
@@ -12,6 +12,8 @@ saga (workers/orders) through each system in turn:
   DB event store, outbox to Redis Streams, stream subscriptions, sync commands);
 - ``celery``: ``celery -A workers.orders.app worker -c N`` + beat on PostgreSQL
   with the SQL event store (PROTEAN_ENV=production);
+- ``outbox_off``: the same in Protean's default delivery (PROTEAN_ENV=outbox_off: no
+  outbox rows, events relayed from the event store, continued in-process like commands);
 - ``embedded``: the same on the embedded default (SQLite files), burst only.
 
 Each system gets a burst of ``--orders`` (sagas/s, handler invocations/s) and
@@ -42,7 +44,7 @@ from benchmarks.compare_report import render  # noqa: E402
 from protean_celery.errors import ServerError  # noqa: E402
 from protean_celery.testing.servers import PostgresServer, RedisServer  # noqa: E402
 
-SYSTEMS = ("inline", "server", "celery", "embedded")
+SYSTEMS = ("inline", "server", "celery", "outbox_off", "embedded")
 DRIVER = str(ROOT / "benchmarks" / "saga_driver.py")
 
 
@@ -114,7 +116,8 @@ def _environment(system: str, redis: RedisServer, postgres: PostgresServer, logs
     if system == "embedded":
         return env
     env["DATABASE_URL"] = postgres.create_database(f"compare_{system}")
-    env["PROTEAN_ENV"] = {"inline": "bench_inline", "server": "bench_server", "celery": "production"}[system]
+    env["PROTEAN_ENV"] = {"inline": "bench_inline", "server": "bench_server", "celery": "production",
+                          "outbox_off": "outbox_off"}[system]
     if system == "server":
         from protean_celery.testing.message_db import install_message_db
 
@@ -125,12 +128,12 @@ def _environment(system: str, redis: RedisServer, postgres: PostgresServer, logs
 
 def _run_system(system: str, env: dict[str, str], args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """Set up the tables, start the system's processes, drive the orders, stop everything."""
-    kind = "celery" if system == "embedded" else system
+    kind = "celery" if system in ("embedded", "outbox_off") else system
     _drive(kind, env, ["--setup"], timeout=120)
     options = ["--orders", str(args.orders), "--timeout", str(args.timeout)]
     if system == "embedded":
         options += ["--light", "0", "--place-with", ""]
-    elif system == "celery":
+    elif kind == "celery":
         options += ["--light", str(args.light), "--place-with", "domain,app"]
     else:
         options += ["--light", str(args.light), "--place-with", "domain"]

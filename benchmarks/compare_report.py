@@ -10,6 +10,7 @@ LABELS = {
     "inline": "inline (sync, one process)",
     "server": "protean server --workers {c}",
     "celery": "protean-celery -c {c}, PostgreSQL",
+    "outbox_off": "protean-celery -c {c}, PG, outbox off",
     "embedded": "protean-celery -c {c}, embedded",
 }
 # (numerator, denominator, what is compared, issue 9's target)
@@ -18,6 +19,9 @@ RATIOS = (
     (("celery", "burst"), ("inline", "burst"), "throughput celery / inline", ">= 1.45"),
     (("celery", "light_domain"), ("inline", "burst"), "p50 domain.process / inline saga time", "<= 1.5"),
     (("celery", "light_app"), ("inline", "burst"), "p50 app.process / inline saga time", "<= 1.5"),
+    (("outbox_off", "burst"), ("server", "burst"), "throughput outbox off / protean server", ">= 2.0"),
+    (("outbox_off", "burst"), ("inline", "burst"), "throughput outbox off / inline", ">= 1.45"),
+    (("outbox_off", "light_domain"), ("inline", "burst"), "p50 domain.process (outbox off) / inline", "<= 1.5"),
     (("embedded", "burst"), ("celery", "burst"), "throughput embedded / PostgreSQL", ">= 0.5"),
 )
 
@@ -32,7 +36,7 @@ def valid(result: dict[str, Any]) -> bool:
 
 def render(results: dict[str, Any], concurrency: int, cpu: dict[str, float] | None = None) -> str:
     """One table (a row per system), the ratios of the valid systems, and the CPU each spent per saga."""
-    header = ("system", "ended", "sagas/s", "handlers/s", "p50/p95 domain.process", "p50/p95 app.process")
+    header = ("system", "ended", "sagas/s", "handlers/s", "CPU/saga", "p50/p95 domain.process", "p50/p95 app.process")
     rows = [header]
     for system, result in results.items():
         rows.append(_row(LABELS[system].format(c=concurrency), result))
@@ -44,16 +48,26 @@ def render(results: dict[str, Any], concurrency: int, cpu: dict[str, float] | No
         lines.append(f"{what:<42} {_ratio(results, top, bottom, what):>6}   {target}")
     lines.append("inline p50/p95 is each domain.process call running its whole saga; handlers/s counts "
                  "17 invocations per completed saga and 13 per compensated one.")
+    lines.append("CPU/saga: CPU time of the burst's processes only (the databases, Redis, workers, beat and "
+                 "the driver, all started by this run), so other work on the machine does not count.")
+    roles = {system: result["burst"]["cpu_ms_by_role"] for system, result in results.items()
+             if isinstance(result.get("burst"), dict) and result["burst"].get("cpu_ms_by_role")}
+    if roles:
+        lines += ["", "CPU/saga of the burst by process (ms)"]
+        for system, split in roles.items():
+            shares = sorted(split.items(), key=lambda item: -item[1])
+            label = LABELS[system].format(c=concurrency)
+            lines.append(f"  {label:<36} " + ", ".join(f"{r} {ms:.0f}" for r, ms in shares))
     if cpu:
-        lines += ["", "CPU per saga (the machine's busy time during the system's run, every process and the "
-                  "databases included, / sagas ended; only meaningful on an otherwise idle machine)"]
+        lines += ["", "Machine busy time per saga over the whole system run (setup, start, every phase; every "
+                  "process of the machine counts: only meaningful on an otherwise idle machine)"]
         lines += [f"  {LABELS[system].format(c=concurrency):<36} {ms:6.0f} ms" for system, ms in cpu.items()]
     return "\n".join(lines)
 
 
 def _row(label: str, result: dict[str, Any]) -> tuple[str, ...]:
     if "error" in result:
-        return (label, "failed: " + result["error"].splitlines()[-1][:80], "", "", "", "")
+        return (label, "failed: " + result["error"].splitlines()[-1][:80], "", "", "", "", "")
     burst = result.get("burst", {})
     ended = sum(p["completed"] + p["compensated"] for p in result.values())
     placed = sum(p["placed"] for p in result.values())
@@ -64,6 +78,7 @@ def _row(label: str, result: dict[str, Any]) -> tuple[str, ...]:
         f"{ended}/{placed}{marker}",
         f"{burst.get('sagas_per_s', 0):.1f}" if burst else "-",
         f"{burst.get('handlers_per_s', 0):.0f}" if burst else "-",
+        f"{burst['cpu_ms_per_saga']:.0f} ms" if burst.get("cpu_ms_per_saga") else "-",
         _latency(domain),
         _latency(result.get("light_app", {})),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cpu import tree_by_role  # noqa: E402
 from workers.orders.metrics import percentile  # noqa: E402
 
 ENDED = ("COMPLETED", "CANCELLED")
@@ -116,6 +118,8 @@ def _burst(domain: Any, place: Callable[[Any], Any], count: int, rng: random.Ran
            inline: bool) -> dict[str, Any]:
     """Place ``count`` orders at once; sagas/s from the first placement to the last saga's end."""
     commands = [_order(rng, number) for number in range(count)]
+    root = os.getppid()  # compare.py: the databases, workers and this driver all run below it
+    cpu = tree_by_role(root)
     started = time.time()
     durations = []
     for command in commands:
@@ -124,6 +128,8 @@ def _burst(domain: Any, place: Callable[[Any], Any], count: int, rng: random.Ran
         durations.append((time.perf_counter() - before) * 1000)
     ids = [c.order_id for c in commands]
     statuses = _wait(domain, ids, timeout)
+    after = tree_by_role(root)
+    spent = {role: after.get(role, 0.0) - cpu.get(role, 0.0) for role in after}
     if inline:
         span = time.time() - started
     else:
@@ -133,6 +139,8 @@ def _burst(domain: Any, place: Callable[[Any], Any], count: int, rng: random.Ran
     ended = figures["completed"] + figures["compensated"]
     figures["sagas_per_s"] = ended / span if span > 0 else 0.0
     figures["handlers_per_s"] = figures["invocations"] / span if span > 0 else 0.0
+    figures["cpu_ms_per_saga"] = sum(spent.values()) / ended * 1000 if ended else 0.0
+    figures["cpu_ms_by_role"] = {role: round(s / ended * 1000, 1) for role, s in spent.items() if ended and s > 0}
     if inline:  # every saga ran inside its own domain.process call
         figures.update(p50_ms=percentile(durations, 50), p95_ms=percentile(durations, 95))
     return figures
@@ -159,9 +167,11 @@ def _wait(domain: Any, ids: list[str], timeout: float, poll: float = 0.2) -> dic
     """Statuses of the orders in ``ids`` once all ended (or at the timeout)."""
     deadline = time.monotonic() + timeout
     statuses = _statuses(domain, ids)
-    while sum(status in ENDED for status in statuses.values()) < len(ids) and time.monotonic() < deadline:
+    waiting = [order_id for order_id in ids if statuses.get(order_id) not in ENDED]
+    while waiting and time.monotonic() < deadline:  # only the sagas still running: polling costs the system's CPU
         time.sleep(poll)
-        statuses = _statuses(domain, ids)
+        statuses.update(_statuses(domain, waiting))
+        waiting = [order_id for order_id in waiting if statuses.get(order_id) not in ENDED]
     return statuses
 
 

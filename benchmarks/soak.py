@@ -15,6 +15,9 @@ of the inbox, redelivery ledger, outbox and dead-letter tables, and the load
 average (other work on the machine shows there, not as decay). Then it waits
 for the last sagas and prints a verdict (``benchmarks/soak_verdict.py``):
 exit 0 when every rule holds, 1 otherwise. Every process it starts is stopped.
+
+A 2-minute version runs as ``pytest -m soak`` (``tests/integration/test_soak.py``);
+the default test run and CI leave it out.
 """
 
 from __future__ import annotations

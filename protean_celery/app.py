@@ -15,6 +15,7 @@ from celery import Celery
 
 from protean_celery import lifecycle
 from protean_celery.config_file import refuse_misplaced_celery_table
+from protean_celery.cut_reads import retry_cut_reads
 from protean_celery.lifecycle import require_broker
 from protean_celery.outbox import beat_entries
 from protean_celery.outbox.admin import providers as outbox_providers
@@ -74,6 +75,7 @@ class ProteanCelery(Celery):
         self.domain = domain
         self.settings = settings
         self.runtime = Runtime(self, domain, settings, state_database(domain, settings, cursors))
+        retry_cut_reads(domain)  # repositories: a read cut mid-statement runs again on a fresh connection
         self.subscribers = Subscribers(self, self.runtime)
         self.add_defaults(lambda: guarantee_defaults(self.runtime, outbox_providers(domain), self.subscribers))
         if config:
@@ -92,7 +94,13 @@ class ProteanCelery(Celery):
 
         The command leaves at once, as it does from Protean's own ``domain.process``
         in any process with an app (:mod:`protean_celery.commits`).
+
+        Raises:
+            UnknownHandlerError: no command handler of this app takes the command's
+                type; nothing was stored (Protean would store it, and the relay would
+                dead-letter it).
         """
+        refuse_unhandled(self.topology, command)
         with self.runtime.commits.deferred(), self.domain.domain_context():
             result = self.domain.process(command, **kwargs)
         self.runtime.nudge()
@@ -101,6 +109,28 @@ class ProteanCelery(Celery):
     def relay(self) -> Any:
         """Relay every pending outbox row and command now; returns a ``RelayReport``."""
         return self.runtime.relay.run()
+
+
+def refuse_unhandled(topology: Topology, command: Any) -> None:
+    """Raise when no command handler of ``topology`` takes ``command``'s type (a registered command).
+
+    Raises:
+        UnknownHandlerError: naming the command and what to register.
+    """
+    from protean.utils import DomainObjects
+
+    from protean_celery.errors import UnknownHandlerError
+
+    message_type = getattr(type(command), "__type__", None)
+    if getattr(type(command), "element_type", None) is not DomainObjects.COMMAND or message_type is None:
+        return  # not a registered command: Protean's own error says so
+    if not topology.takes_command(message_type):
+        raise UnknownHandlerError(
+            f"No command handler of this app takes {message_type} ({type(command).__name__}); nothing was stored. "
+            "Register one: a @domain.command_handler(part_of=<its aggregate>) method decorated "
+            f"@handle({type(command).__name__}).",
+            message_type=message_type,
+        )
 
 
 def guarantee_defaults(

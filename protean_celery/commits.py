@@ -63,13 +63,16 @@ class Committed:
         categories: the stream categories appended to.
         rows: the outbox rows (Protean's database models) the commits wrote,
             so the relay publishes them by id, without claiming them first.
-        commands: the command rows appended and committed (``data``, ``metadata``,
-            ``position``; Protean's ``Message.deserialize`` reads them), recorded
-            only where commands commit with the Unit of Work (``Commits.capture``).
+        commands: the rows appended and committed to the captured categories
+            (``Commits.capture``: commands, and events when the outbox is off) as
+            ``data``, ``metadata``, ``position`` (Protean's ``Message.deserialize``
+            reads them), recorded only where appends commit with the Unit of Work.
         handled: ``(task name, message key)`` pairs already handled in this process
             (:mod:`protean_celery.continuation`): the relay publishes no task for them.
         retries: pairs whose in-process attempt failed, with the countdown of their
             first retry: the relay publishes them as that retry.
+        decoded: outbox rows already turned into messages here, by ``id(row)``:
+            ``(entity, message, category)``, so the relay does not decode them again.
     """
 
     categories: set[str] = field(default_factory=set)
@@ -77,6 +80,7 @@ class Committed:
     commands: list[dict[str, Any]] = field(default_factory=list)
     handled: set[tuple[str, str]] = field(default_factory=set)
     retries: dict[tuple[str, str], float] = field(default_factory=dict)
+    decoded: dict[int, tuple[Any, Any, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.categories or self.rows)
@@ -87,6 +91,7 @@ class Committed:
         self.commands.extend(other.commands)
         self.handled |= other.handled
         self.retries.update(other.retries)
+        self.decoded.update(other.decoded)
 
 
 class Commits:
@@ -109,8 +114,8 @@ class Commits:
         self._models = outbox_models
         self._in_background = background
         self._key = f"protean_celery_outbox_{id(self)}"
-        #: Command categories whose appends are recorded (set by the runtime where
-        #: commands commit with the Unit of Work's session: see ``Committed.commands``).
+        #: Categories whose appends are recorded (set by the runtime where appends
+        #: commit with the Unit of Work's session: see ``Committed.commands``).
         self.capture: frozenset[str] = frozenset()
         self._local = threading.local()
         self._background = _RelayThread(relay)

@@ -3,8 +3,9 @@
 A saga of nine handler invocations used to be nine tasks: each commit was
 relayed to the broker, taken by a child, decoded, traced by Celery, and only
 then handled. Most of that is plumbing. After a handler task commits, it now
-looks at what the commit produced (the outbox rows it wrote and, where commands
-commit with the Unit of Work, the commands it appended) and handles, right here,
+looks at what the commit produced (the outbox rows it wrote and, where the event
+store commits with the Unit of Work, the commands it appended, and its events
+when the outbox is off) and handles, right here,
 those messages whose handlers this worker consumes (``-Q``), then what those
 produced, and so on, within a budget (``continuation_messages`` messages and
 ``CONTINUATION_SECONDS``). Only then is everything handed to the relay, which
@@ -101,11 +102,11 @@ class Continuation:
                 fresh = commits.take()
                 if not fresh:
                     break
-                done.merge(fresh)
                 for route, message in self._local_work(fresh):
                     if ran >= budget or time.monotonic() >= deadline:
                         break
                     ran += self._run(route, message, done)
+                done.merge(fresh)
             done.merge(commits.take())
         commits.give_back(done)
         commits.committed()
@@ -118,14 +119,16 @@ class Continuation:
             if row.target_broker != internal:
                 continue
             try:
-                message, category = outbox_message(type(row).to_entity(row))
+                entity = type(row).to_entity(row)
+                message, category = outbox_message(entity)
             except Exception:  # the relay publishes it, or records why it cannot
                 continue
+            fresh.decoded[id(row)] = (entity, message, category)  # the relay publishes from these
             yield from self._routes(message, category, row.priority)
-        for row in fresh.commands:
+        for row in fresh.commands:  # appended rows: commands, and events with the outbox off
             try:
                 message = Message.deserialize(row)
-            except Exception:  # the command relay dead-letters it
+            except Exception:  # the event store relay dead-letters it
                 continue
             domain_meta = metadata_of(message).domain
             if domain_meta is not None and not domain_meta.asynchronous:
@@ -142,6 +145,32 @@ class Continuation:
         for route in self.runtime.topology.targets(category, str(metadata_of(message).headers.type)):
             if route.queue.name in consumed:
                 yield route, message
+
+    def settled(self, committed: Committed) -> set[str]:
+        """The captured categories of ``committed`` whose every message every handler of this app ran here.
+
+        The relay thread leaves those to the next beat tick, which moves their cursors
+        for every task of the tick in one batch (the messages' markers say they ran).
+        """
+        capture = self.runtime.commits.capture
+        candidates = {category for category in committed.categories if category in capture}
+        if not candidates or not committed.handled:
+            return set()
+        for row in committed.commands:
+            try:
+                message = Message.deserialize(row)
+            except Exception:  # the command relay dead-letters it
+                candidates.discard(_category(row))
+                continue
+            category = str(metadata_of(message).headers.stream).partition("-")[0]
+            domain_meta = metadata_of(message).domain
+            if category not in candidates or (domain_meta is not None and not domain_meta.asynchronous):
+                continue  # another category's, or handled synchronously by its caller
+            key = message_key(message)
+            routes = self.runtime.topology.targets(category, str(metadata_of(message).headers.type))
+            if not routes or any((route.task_name, key) not in committed.handled for route in routes):
+                candidates.discard(category)
+        return candidates
 
     def consumed(self) -> frozenset[str]:
         """The queues this worker consumes (Celery's ``-Q`` / ``-X`` selection; every queue by default)."""
@@ -176,3 +205,8 @@ class Continuation:
             return 1
         done.handled.add(pair)
         return 1
+
+
+def _category(row: dict[str, Any]) -> str:
+    stream = ((row.get("metadata") or {}).get("headers") or {}).get("stream") or ""
+    return str(stream).partition("-")[0]

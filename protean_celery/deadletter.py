@@ -16,16 +16,17 @@ from __future__ import annotations
 import json
 import traceback
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, delete, func, select
 
+from protean_celery.cut_reads import fetch
 from protean_celery.errors import DeadLetterError
 from protean_celery.sql import existing_pairs
+from protean_celery.table_store import TableStore
 
 __all__ = ["DeadLetter", "DeadLetters", "dead_letters_table"]
 
@@ -65,31 +66,13 @@ class DeadLetter:
     last_failed_at: datetime
 
 
-class DeadLetters:
+class DeadLetters(TableStore):
     """The dead-letter store on ``engine`` (a SQLAlchemy engine)."""
+
+    table = dead_letters_table
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-
-    @contextmanager
-    def _writing(self) -> Iterator[Any]:
-        # BEGIN IMMEDIATE on SQLite: a transaction that reads, then writes, would otherwise
-        # fail at once with "database is locked" when another writer committed in between.
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
-
-    def setup(self) -> None:
-        """Create the table (idempotent)."""
-        metadata.create_all(self.engine, tables=[dead_letters_table])
-
-    def drop(self) -> None:
-        """Drop the table."""
-        metadata.drop_all(self.engine, tables=[dead_letters_table])
-
-    def truncate(self) -> None:
-        """Delete every entry."""
-        with self._writing() as conn:
-            conn.execute(delete(dead_letters_table))
 
     def park(self, task: str, payload: Any, error: BaseException, attempts: int = 1) -> str:
         """Keep ``payload`` with ``error``; a message parked again for the same task updates its entry."""
@@ -99,7 +82,7 @@ class DeadLetters:
         trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         safe_payload = payload if _json_safe(payload) else repr(payload)
         key = _message_key(payload)
-        with self._writing() as conn:
+        with self.writing() as conn:
             existing = None
             if key:
                 # The same message again (a replay that failed again), never merely the same
@@ -141,8 +124,7 @@ class DeadLetters:
         """Entries, newest failure first, filtered by task, category and time."""
         query = select(dead_letters_table).order_by(dead_letters_table.c.last_failed_at.desc()).limit(limit)
         query = _filtered(query, task, category, since)
-        with self.engine.connect() as conn:
-            return [DeadLetter(**dict(row)) for row in conn.execute(query).mappings()]
+        return fetch(self.engine, lambda conn: [DeadLetter(**dict(row)) for row in conn.execute(query).mappings()])
 
     def get(self, entry_id: str) -> DeadLetter:
         """One entry.
@@ -150,34 +132,32 @@ class DeadLetters:
         Raises:
             DeadLetterError: no entry has this id.
         """
-        with self.engine.connect() as conn:
-            row = conn.execute(select(dead_letters_table).where(dead_letters_table.c.id == entry_id)).mappings().first()
+        row = self.first(dead_letters_table.c.id == entry_id)
         if row is None:
             raise DeadLetterError(f"No dead letter {entry_id!r}: `celery -A <app> protean dlq list` shows the ids.")
-        return DeadLetter(**dict(row))
+        return DeadLetter(**row)
 
     def remove(self, entry_id: str) -> None:
         """Delete one entry."""
-        with self._writing() as conn:
+        with self.writing() as conn:
             conn.execute(delete(dead_letters_table).where(dead_letters_table.c.id == entry_id))
 
     def purge(self, task: str | None = None, category: str | None = None) -> int:
         """Delete the entries that match; returns how many."""
         statement = _filtered(delete(dead_letters_table), task, category, None)
-        with self._writing() as conn:
+        with self.writing() as conn:
             return int(conn.execute(statement).rowcount or 0)
 
     def prune(self, older_than: datetime) -> int:
         """Delete the entries whose last failure is before ``older_than``; returns how many."""
         statement = delete(dead_letters_table).where(dead_letters_table.c.last_failed_at < older_than)
-        with self._writing() as conn:
+        with self.writing() as conn:
             return int(conn.execute(statement).rowcount or 0)
 
     def depth(self) -> dict[str, int]:
         """Entries per task."""
         query = select(dead_letters_table.c.task, func.count()).group_by(dead_letters_table.c.task)
-        with self.engine.connect() as conn:
-            return {str(task): int(count) for task, count in conn.execute(query)}
+        return fetch(self.engine, lambda conn: {str(task): int(count) for task, count in conn.execute(query)})
 
 
 def _filtered(statement: Any, task: str | None, category: str | None, since: datetime | None) -> Any:

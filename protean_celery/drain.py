@@ -65,7 +65,7 @@ class DrainReport:
         satisfied: it ended because nothing was pending (or ``until()`` held), not on a bound.
         pending: messages still queued, by queue.
         unrelayed: outbox rows, commands and (with the outbox off) stored events still to publish.
-        unrouted: commands read from the event store that no handler of the app takes (skipped, logged).
+        unrouted: commands read from the event store that no handler of the app takes (dead-lettered).
         in_flight: messages still delivered and unacknowledged (held by a worker).
     """
 

@@ -27,8 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from protean.core.unit_of_work import UnitOfWork
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func, insert, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, bindparam, insert, select, text
 
 from protean_celery.protean_api import provider_engine
 from protean_celery.sql import existing_pairs
@@ -177,25 +176,27 @@ def claim_marker(session: Any, key: str, handler: str, lock: str | None = None) 
     """
     dialect = session.get_bind().dialect.name
     values = {"message_key": key, "handler": handler, "processed_at": datetime.now(UTC)}
-    if dialect == "postgresql":
-        if lock is None:
-            statement = postgresql.insert(inbox_table).values(values)
-        else:
-            locked = select(
-                literal(key).label("message_key"), literal(handler).label("handler"),
-                literal(values["processed_at"]).label("processed_at"),
-            ).select_from(select(func.pg_advisory_xact_lock(lock_number(lock))).subquery())
-            statement = postgresql.insert(inbox_table).from_select(list(values), locked)
-        statement = statement.on_conflict_do_nothing().returning(inbox_table.c.handler)
-        return session.execute(statement).first() is not None
-    if dialect == "sqlite":
-        statement = sqlite.insert(inbox_table).values(values).on_conflict_do_nothing().returning(inbox_table.c.handler)
-        return session.execute(statement).first() is not None
+    if dialect in ("postgresql", "sqlite"):  # one prepared text statement: nothing to build per message
+        if lock is not None and dialect == "postgresql":
+            return session.execute(_CLAIM_LOCKED, {**values, "lock": lock_number(lock)}).first() is not None
+        return session.execute(_CLAIM, values).first() is not None
     seen = select(inbox_table.c.handler).where(inbox_table.c.message_key == key, inbox_table.c.handler == handler)
     if session.execute(seen).first() is not None:
         return False
     session.execute(insert(inbox_table).values(values))
     return True
+
+
+_CLAIM = text(
+    "INSERT INTO protean_celery_inbox (message_key, handler, processed_at) "
+    "VALUES (:message_key, :handler, :processed_at) ON CONFLICT DO NOTHING RETURNING handler"
+).bindparams(bindparam("processed_at", type_=DateTime(timezone=True)))
+#: The advisory lock is taken first, in the same statement (PostgreSQL).
+_CLAIM_LOCKED = text(
+    "INSERT INTO protean_celery_inbox (message_key, handler, processed_at) "
+    "SELECT :message_key, :handler, :processed_at FROM (SELECT pg_advisory_xact_lock(:lock)) AS locked "
+    "ON CONFLICT DO NOTHING RETURNING handler"
+).bindparams(bindparam("processed_at", type_=DateTime(timezone=True)), bindparam("lock", type_=BigInteger))
 
 
 def lock_number(key: str) -> int:

@@ -35,7 +35,7 @@ from protean.utils.processing import Priority
 
 from protean_celery.errors import ConfigurationError
 
-__all__ = ["Lanes", "LOWEST", "HIGHEST", "read_lanes", "clamp"]
+__all__ = ["Lanes", "LOWEST", "HIGHEST", "read_lanes", "clamp", "left_out_warning"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +104,18 @@ def clamp(priority: Any) -> int:
         "processing priority %d is outside Protean's range (%d to %d); handled as %d", value, LOWEST, HIGHEST, bounded,
     )
     return bounded
+
+
+def left_out_warning(queues: list[str], consumers: str) -> str:
+    """The warning for backfill ``queues`` that ``consumers`` leave out although they take the handlers' queues.
+
+    Args:
+        queues: the backfill queues nobody consumes.
+        consumers: who leaves them out ("this worker's -Q", "the running workers").
+    """
+    names = ",".join(queues)
+    return (
+        f"Backfill queue(s) {names} are not consumed by {consumers}, though their handler queues are: "
+        "messages below the priority threshold ([server.priority_lanes]) wait there unhandled until a worker "
+        f"consumes them. Add them to -Q (celery worker -Q ...,{names}) or start a worker with -Q {names}."
+    )

@@ -5,6 +5,8 @@
   event store's cached client. The domain is never re-initialised in the child.
 * ``worker_process_shutdown``: close the domain's connections.
 * ``celeryd_init`` / ``beat_init``: stop at start when no broker is configured.
+* ``celeryd_after_setup`` (``-Q`` applied): warn, naming them, about backfill queues
+  (:mod:`protean_celery.lanes`) this worker leaves out while it takes their handler queues.
 * ``task_unknown`` / ``task_rejected``: dead-letter what the consumer turns away
   (see :mod:`protean_celery.worker.consumer`).
 * ``task_prerun`` / ``task_postrun``: Protean's trace events of handler tasks
@@ -22,6 +24,7 @@ from celery import Celery, signals
 
 from protean_celery import traces
 from protean_celery.errors import ConfigurationError
+from protean_celery.lanes import left_out_warning
 from protean_celery.worker import consumer
 
 if TYPE_CHECKING:
@@ -57,11 +60,21 @@ def connect(app: Celery, runtime: Runtime) -> None:
             # SystemExit stops the worker or beat before it starts.
             raise SystemExit(f"protean-celery: {error}") from error
 
-    app._protean_receivers = (process_init, process_shutdown, check_broker)  # type: ignore[attr-defined]
+    def check_queues(sender: Any = None, instance: Any = None, **_: Any) -> None:
+        if getattr(instance, "app", None) is not app:
+            return
+        left_out = runtime.topology.backfill_left_out(instance.app.amqp.queues.consume_from.keys())
+        if left_out:
+            logger.warning("protean-celery: %s", left_out_warning(left_out, "this worker's -Q"))
+
+    app._protean_receivers = (  # type: ignore[attr-defined]
+        process_init, process_shutdown, check_broker, check_queues,
+    )
     signals.worker_process_init.connect(process_init, weak=True)
     signals.worker_process_shutdown.connect(process_shutdown, weak=True)
     signals.celeryd_init.connect(check_broker, weak=True)
     signals.beat_init.connect(check_broker, weak=True)
+    signals.celeryd_after_setup.connect(check_queues, weak=True)
     consumer.connect(app, runtime)
     traces.connect(app, runtime)
 

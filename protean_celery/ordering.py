@@ -48,7 +48,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from protean.utils.eventing import Message
 from protean.utils.globals import current_uow
@@ -233,7 +233,7 @@ class Ordering:
         for message in store.read(stream, position=start, no_of_messages=end - start):
             metadata = metadata_of(message)
             asynchronous = metadata.domain is None or metadata.domain.asynchronous is not False
-            position = int(metadata.event_store.position)  # type: ignore[union-attr]
+            position = int(cast(Any, metadata.event_store).position)  # read from the store: it has one
             found.append((position, message_key(message), str(metadata.headers.type), asynchronous,
                           _aware(metadata.headers.time)))
         return found

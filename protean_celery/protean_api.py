@@ -199,6 +199,11 @@ def provider_engines(domain: Domain) -> dict[str, Engine]:
     return {name: engine for name, engine in found.items() if engine is not None}
 
 
+def provider_sessions(domain: Domain) -> dict[str, Any]:
+    """The session registry (Protean's ``provider.get_session()``) of every SQL provider, by provider name."""
+    return {name: domain.providers[name].get_session() for name in provider_engines(domain)}
+
+
 # -- traces ------------------------------------------------------------------------
 
 

@@ -97,8 +97,9 @@ class Runtime:
         self.relay.cascade = EagerCascade(celery, lambda: (self.commits.take(), self.relay.run()))
         # Process-manager transitions that commit with the inbox marker need no stream read up front.
         self.transitions = self.commits.appends if _transitions_with_marker(domain, self.inbox) else None
-        if _store_shares_default(domain):  # commands commit with the Unit of Work: a task may continue with them
-            self.commits.capture = frozenset(self.topology.command_categories())
+        if _store_shares_default(domain):  # appends commit with the Unit of Work: a task may continue with them
+            # Commands, and events where they travel through the event store (the outbox is off: events.py).
+            self.commits.capture = frozenset(self.topology.command_categories()) | set(self.relay.event_categories())
         self.continuation = Continuation(self, lambda: celery.amqp.queues.consume_from.keys())
         self._continues = lambda: settings.continuation_messages > 0 and settings.nudge and real_broker()
         if settings.continuation_messages > 0 and self.commits.capture:
@@ -194,14 +195,17 @@ class Runtime:
         """Relay what was just committed; a failure only delays it to the next tick.
 
         Outbox rows the commits wrote are published by id, without a claim; the
-        commands are relayed past their cursors. A handler that produced nothing
-        for the relay (a projector, say) costs no query.
+        commands (and events, with the outbox off) are relayed past their cursors,
+        except in categories where every message ran in this process (their cursors
+        move at the next tick, in one batch). A handler that produced nothing for the relay (a projector, say)
+        costs no query.
         """
         if not self.settings.nudge:
             return
         touched = committed.categories
-        commands = [c for c in self.topology.command_categories() if c in touched]
-        stored = [c for c in self.relay.event_categories() if c in touched]  # the outbox is off: events.py
+        settled = self.continuation.settled(committed)  # every command ran here: the tick moves the cursor
+        commands = [c for c in self.topology.command_categories() if c in touched and c not in settled]
+        stored = [c for c in self.relay.event_categories() if c in touched and c not in settled]  # outbox off
         # Outbox rows the hooks could not see (a provider without database sessions) are claimed instead.
         events = not committed.rows and any(c not in self._quiet for c in touched)
         try:

@@ -87,10 +87,11 @@ class CelerySettings:
         nudge: relay right after a handler commits (the low-latency path).
         visibility_timeout: Redis visibility timeout (s); above the longest handler.
         lock_minutes: how long an outbox claim is held before another relay may retake it.
-        relay_grace_seconds: a beat tick leaves outbox rows younger than this to the fast
-            path of the process that committed them (which publishes them by id at once);
-            a row whose fast path was lost (the process died) is relayed by the first tick
-            after this age. ``0``: ticks claim every row at once (duplicates are absorbed).
+        relay_grace_seconds: a beat tick leaves outbox rows and commands younger than this
+            to the fast path of the process that committed them (which publishes them at
+            once, or handles them in-process); a message whose fast path was lost (the
+            process died) is relayed by the first tick after this age. ``0``: ticks relay
+            everything at once (duplicates are absorbed).
         handler_defaults: retry options for every handler.
         handlers: per-handler retry options keyed by handler class name.
         queue_prefix: first part of every task, queue and exchange name.

@@ -6,7 +6,8 @@ lock, taken up front) when a connection asks for ``execution_options(immediate=T
 That is how two processes appending to one SQLite store serialise instead of
 failing half-way. Server engines (PostgreSQL) pre-ping each pooled connection
 as it is checked out, so a connection left stale by a database restart is
-replaced, not handed to the caller: the first call after a restart succeeds.
+replaced, not handed to the caller: the first call after a restart succeeds;
+their reads cut mid-statement can be repeated (:mod:`protean_celery.cut_reads`).
 Errors never show a password.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import Column, create_engine, event, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from protean_celery.cut_reads import fetch, watch_reads
 from protean_celery.errors import ConfigurationError
 from protean_celery.protean_api import provider_engines
 from protean_celery.redact import redact_url
@@ -49,7 +51,9 @@ def make_engine(uri: str, where: str, **pool: Any) -> Engine:
         _sqlite_transactions(engine)
         return engine
     options = {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True, **pool}
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    watch_reads(engine)
+    return engine
 
 
 def _sqlite_transactions(engine: Engine) -> None:
@@ -97,9 +101,13 @@ def existing_pairs(
     if not wanted:
         return set()
     values = sorted({value for value, _other in wanted})
-    found: set[tuple[str, str]] = set()
-    with engine.connect() as conn:
+
+    def read(conn: Connection) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
         for start in range(0, len(values), chunk):
             query = select(first, second).where(first.in_(values[start:start + chunk]))
             found.update((str(a), str(b)) for a, b in conn.execute(query))
-    return found & wanted
+        return found
+
+    # A read only: on PostgreSQL without BEGIN and ROLLBACK round trips; repeated once if cut.
+    return fetch(engine, read, autocommit=engine.dialect.name == "postgresql") & wanted

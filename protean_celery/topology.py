@@ -81,6 +81,18 @@ class Topology:
         backfill = tuple(route.backfill_queue for route in self.routes if route.backfill_queue is not None)
         return (*(route.queue for route in self.routes), self.relay_queue, *backfill)
 
+    def backfill_left_out(self, consumed: Iterable[str]) -> list[str]:
+        """The backfill queues not in ``consumed`` whose handler queue is (a ``-Q`` naming only the handler's).
+
+        Args:
+            consumed: names of the queues the workers consume.
+        """
+        names = set(consumed)
+        return [
+            route.backfill_queue.name for route in self.routes
+            if route.backfill_queue is not None and route.queue.name in names and route.backfill_queue.name not in names
+        ]
+
     def queue_tasks(self) -> dict[str, str]:
         """Every handler queue's name (backfill lanes too) → its task name."""
         return {queue.name: route.task_name for route in self.routes for queue in route.queues}
@@ -109,6 +121,13 @@ class Topology:
             route
             for route in self.routes
             if _consumes(route.spec, category) and (not known or route.spec.accepts(message_type))
+        )
+
+    def takes_command(self, message_type: str) -> bool:
+        """Whether a command dispatcher of this app has a handler for the command type ``message_type``."""
+        return any(
+            route.spec.kind is HandlerKind.COMMAND_DISPATCHER and route.spec.handler_for(message_type) is not None
+            for route in self.routes
         )
 
     def command_categories(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from protean_celery.inbox import inbox_table
 from protean_celery.protean_api import provider_engine
+from protean_celery.table_store import TableStore
 
 __all__ = ["Turns", "turns_table"]
 
@@ -38,7 +39,7 @@ turns_table = Table(
 )
 
 
-class Turns:
+class Turns(TableStore):
     """The lanes' positions in the inbox's database.
 
     Args:
@@ -46,24 +47,10 @@ class Turns:
         provider: the database provider the inbox lives in.
     """
 
+    table = turns_table
+
     def __init__(self, domain: Any, provider: str = "default") -> None:
         self.engine: Any = provider_engine(domain, provider)
-
-    def setup(self) -> None:
-        """Create the table (idempotent)."""
-        if self.engine is not None:
-            metadata.create_all(self.engine, tables=[turns_table])
-
-    def drop(self) -> None:
-        """Drop the table."""
-        if self.engine is not None:
-            metadata.drop_all(self.engine, tables=[turns_table])
-
-    def truncate(self) -> None:
-        """Forget every lane."""
-        if self.engine is not None:
-            with self.engine.begin() as conn:
-                conn.execute(turns_table.delete())
 
     def prune(self, older_than: datetime) -> int:
         """Delete lanes that have not moved since ``older_than``; returns how many.

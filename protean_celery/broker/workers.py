@@ -14,7 +14,7 @@ from typing import Any
 
 from protean_celery.broker.base import Sighting
 
-__all__ = ["count_held", "held_by_nodes", "held_by_workers", "search_workers"]
+__all__ = ["consumed_queues", "count_held", "held_by_nodes", "held_by_workers", "search_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,22 @@ def held_by_nodes(celery: Any, ids: Iterable[str], timeout: float) -> tuple[set[
         logger.warning("redelivery sweep: asking the workers failed: %r", exc)
         return set(), set()
     return {str(task_id) for tasks in replies.values() for task_id in (tasks or {})}, {str(node) for node in replies}
+
+
+def consumed_queues(celery: Any, timeout: float) -> set[str] | None:
+    """The names of the queues the running workers consume (``inspect active_queues``).
+
+    Returns:
+        ``None`` when no worker answered within ``timeout`` seconds or asking failed.
+    """
+    try:
+        replies = celery.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception as exc:  # no answer
+        logger.warning("asking the workers for their queues failed: %r", exc)
+        return None
+    if not replies:
+        return None
+    return {str(queue.get("name")) for queues in replies.values() for queue in (queues or [])}
 
 
 def count_held(celery: Any, ignore: Collection[str], timeout: float) -> int:

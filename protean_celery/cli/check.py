@@ -10,7 +10,7 @@ import click
 
 from protean_celery.cli.output import echo_json, json_option
 
-__all__ = ["GUARANTEES", "check", "problems", "unreachable", "warnings"]
+__all__ = ["GUARANTEES", "check", "idle_backfill", "problems", "unreachable", "warnings"]
 
 #: Celery settings the delivery guarantees rely on, and why.
 GUARANTEES: dict[str, tuple[Any, str]] = {
@@ -32,8 +32,8 @@ def check(ctx: click.Context, as_json: bool) -> None:
     app = app_of(ctx)
     found = problems(app) + [str(item) for item in unhonoured(app.domain)] + unreachable(app)
     if as_json:
-        routes = len(app.topology.routes)
-        echo_json({"ok": not found, "problems": found, "warnings": warnings(app), "handler_tasks": routes})
+        echo_json({"ok": not found, "problems": found, "warnings": warnings(app),
+                   "handler_tasks": len(app.topology.routes)})
         sys.exit(1 if found else 0)
     for line in found:
         click.echo(f"PROBLEM  {line}")
@@ -73,12 +73,25 @@ def warnings(app: Any) -> list[str]:
             "the deadlines it wrote. Point [event_store] database_uri at [databases.default] database_uri (SQL event "
             "store) to commit them together."
         )
+    found.extend(idle_backfill(app))
     if not app.runtime.sweep.enabled and str(app.conf.get("broker_url") or "").startswith(("redis", "rediss")):
         found.append(
             "The redelivery sweep is off ([custom.celery] sweep_interval = 0, or no SQL default database for the "
             "inbox): a message Redis loses while a worker takes it off a queue is never published again."
         )
     return found
+
+
+def idle_backfill(app: Any, timeout: float = 1.0) -> list[str]:
+    """With priority lanes on: backfill queues the running workers leave out while they take the handler queues."""
+    from protean_celery.broker.workers import consumed_queues
+    from protean_celery.lanes import left_out_warning
+
+    if app.topology.lanes is None:
+        return []
+    consumed = consumed_queues(app, timeout)
+    left_out = [] if consumed is None else app.topology.backfill_left_out(consumed)
+    return [left_out_warning(left_out, "the running workers")] if left_out else []
 
 
 def problems(app: Any) -> list[str]:

@@ -69,7 +69,7 @@ def _echo(report: Any) -> None:
     if report.failures:
         click.echo("           failed messages are dead letters: celery -A app protean dlq list")
     if report.unrouted:
-        click.echo(f"WARNING    {report.unrouted} command(s) read that no handler of this app takes: skipped")
+        click.echo(f"WARNING    {report.unrouted} command(s) read that no handler of this app takes: dead-lettered")
     if not report.satisfied:
         click.echo(f"TIMEOUT    still pending: unrelayed {report.unrelayed}, in flight {report.in_flight}, "
                    f"queued {report.pending or 'nothing'}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert
 
@@ -110,7 +110,7 @@ def _domain() -> Any:
             "deadlines.schedule and deadlines.cancel need a domain context: call them from a handler, "
             "or inside `with domain.domain_context():`."
         )
-    return current_domain._get_current_object()
+    return cast(Any, current_domain)._get_current_object()  # the domain behind the context-local proxy
 
 
 def _due(domain: Any, at: datetime | None, after: timedelta | None) -> datetime:
@@ -133,7 +133,8 @@ def _kind(domain: Any, message: Any) -> tuple[str, str]:
     cls = type(message)
     message_type = getattr(cls, "__type__", None)
     kinds = {DomainObjects.COMMAND: "COMMAND", DomainObjects.EVENT: "EVENT"}
-    kind = kinds.get(getattr(cls, "element_type", None), "")
+    element_type: Any = getattr(cls, "element_type", None)
+    kind = kinds.get(element_type, "")
     if message_type is None or not kind or resolve_type(domain, str(message_type)) is not cls:
         raise DeadlineError(
             f"Cannot schedule {cls.__name__}: a deadline sends a command or event registered with this domain "

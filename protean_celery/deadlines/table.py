@@ -44,6 +44,7 @@ from sqlalchemy.pool import StaticPool
 
 from protean_celery.errors import DeadlineNotFound
 from protean_celery.protean_api import provider_engine
+from protean_celery.table_store import TableStore
 
 __all__ = ["PENDING", "FAILED", "Deadline", "DeadlineStore", "deadlines_table", "utc"]
 
@@ -117,13 +118,15 @@ class Deadline:
         return cls(**values)
 
 
-class DeadlineStore:
+class DeadlineStore(TableStore):
     """The deadlines table in a provider's database (the default provider's).
 
     Args:
         domain: the initialised domain.
         provider: the database provider the table lives in.
     """
+
+    table = deadlines_table
 
     def __init__(self, domain: Any, provider: str = "default") -> None:
         self.domain = domain
@@ -145,19 +148,10 @@ class DeadlineStore:
         with self.engine.begin() as connection:
             yield connection
 
-    def setup(self) -> None:
-        """Create the table and its index (idempotent)."""
-        metadata.create_all(self.engine, tables=[deadlines_table])
-
     def drop(self) -> None:
         """Drop the table (a private memory database keeps it: it is gone with the process)."""
         if self.shared:
-            metadata.drop_all(self.engine, tables=[deadlines_table])
-
-    def truncate(self) -> None:
-        """Forget every deadline."""
-        with self.engine.begin() as conn:
-            conn.execute(deadlines_table.delete())
+            super().drop()
 
     def list(self, limit: int = 100, status: str | None = None) -> list[Deadline]:
         """Deadlines, soonest first (``status`` filters: ``pending`` or ``failed``)."""
@@ -173,8 +167,7 @@ class DeadlineStore:
         Raises:
             DeadlineNotFound: no deadline has this key.
         """
-        with self.engine.connect() as conn:
-            row = conn.execute(select(deadlines_table).where(deadlines_table.c.key == key)).mappings().first()
+        row = self.first(deadlines_table.c.key == key)
         if row is None:
             raise _not_found(key)
         return Deadline.from_row(row)

@@ -20,6 +20,8 @@ Guarantees, across processes:
   aggregate rows, the outbox rows and the inbox marker commit together or not
   at all. On separate databases an append commits on its own, and a crash
   between the append and the commit leaves events whose state was never saved.
+* A read cut mid-statement (PostgreSQL restarted during it) runs once more on a
+  fresh connection (:mod:`protean_celery.cut_reads`); a write is never repeated.
 * Category reads use the stored category; ``$all`` reads everything; both page
   by inclusive global position, a stream by inclusive position (ADR-0024).
 """
@@ -28,8 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from protean.exceptions import ExpectedVersionError
 from protean.port.event_store import BaseEventStore
@@ -37,6 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from protean_celery.cut_reads import fetch
 from protean_celery.errors import EventStoreError, EventStoreNotSetUp
 from protean_celery.event_store import postgres
 from protean_celery.event_store.schema import category_of, events, metadata
@@ -49,6 +53,8 @@ __all__ = ["SQLEventStore", "ALL", "same_database", "shared_provider"]
 ALL = "$all"
 
 _WRITE_ATTEMPTS = 5
+
+T = TypeVar("T")
 
 
 class SQLEventStore(BaseEventStore):
@@ -210,8 +216,7 @@ class SQLEventStore(BaseEventStore):
         else:
             query = query.where(events.c.stream_name == stream_name, events.c.position >= position)
             query = query.order_by(events.c.position)
-        with self._errors(), self._reader() as conn:
-            rows = conn.execute(query.limit(no_of_messages)).mappings().all()
+        rows = self._fetch(lambda conn: conn.execute(query.limit(no_of_messages)).mappings().all())
         return [_message(row) for row in rows]
 
     def _read_last_message(self, stream_name: str) -> dict[str, Any] | None:
@@ -222,14 +227,12 @@ class SQLEventStore(BaseEventStore):
             query = query.where(events.c.category == stream_name).order_by(events.c.global_position.desc())
         else:
             query = query.where(events.c.stream_name == stream_name).order_by(events.c.position.desc())
-        with self._errors(), self._reader() as conn:
-            row = conn.execute(query.limit(1)).mappings().first()
+        row = self._fetch(lambda conn: conn.execute(query.limit(1)).mappings().first())
         return _message(row) if row is not None else None
 
     def _stream_identifiers(self, stream_category: str) -> list[str]:
         query = select(events.c.stream_name).where(events.c.category == stream_category).distinct()
-        with self._errors(), self._reader() as conn:
-            names = conn.execute(query).scalars().all()
+        names = self._fetch(lambda conn: conn.execute(query).scalars().all())
         # As Protean's stores: the identifier follows the first "-"; a stream without one is skipped.
         return sorted({ident for name in names if (ident := name.partition("-")[2])})
 
@@ -237,8 +240,7 @@ class SQLEventStore(BaseEventStore):
         query = select(func.max(events.c.global_position))
         if stream_category != ALL:
             query = query.where(events.c.category == stream_category)
-        with self._errors(), self._reader() as conn:
-            value = conn.execute(query).scalar()
+        value = self._fetch(lambda conn: conn.execute(query).scalar())
         return -1 if value is None else int(value)
 
     def _data_reset(self) -> None:
@@ -265,10 +267,12 @@ class SQLEventStore(BaseEventStore):
         if not self._shared_known:
             self._shared, self._shared_known = shared_provider(self.domain, self.engine), True
         return self._shared
-    def _reader(self) -> Connection:
+
+    def _fetch(self, read: Callable[[Connection], T]) -> T:
+        """One read statement, on a connection of its own; cut mid-statement, once more on a fresh one."""
         # One statement per read: on PostgreSQL autocommit saves BEGIN and ROLLBACK round trips.
-        conn = self.engine.connect()
-        return conn.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else conn
+        with self._errors():
+            return fetch(self.engine, read, autocommit=self._postgres)
 
     def _version(self, stream_name: str) -> int:
         with self.engine.connect() as conn:

@@ -97,28 +97,10 @@ class OutboxClaims:
         """
         now = self.domain.clock.now()
         published = [row_id for row_id, error in outcomes.items() if error is None]
-        if published:
-            # One guarded bulk update (the DAO's infrastructure path for the
-            # outbox): only rows still locked by this relay become PUBLISHED.
-            outbox_update(
-                repo,
-                Q(id__in=published) & Q(locked_by=self.worker_id),
-                status=OutboxStatus.PUBLISHED.value,
-                published_at=now,
-                last_processed_at=now,
-                last_error=None,
-                locked_by=None,
-                locked_until=None,
-            )
+        self._release(repo, published, status=OutboxStatus.PUBLISHED.value, published_at=now,
+                      last_processed_at=now, last_error=None)
         unreachable = [row_id for row_id, error in outcomes.items() if isinstance(error, Unreachable)]
-        if unreachable:
-            outbox_update(
-                repo,
-                Q(id__in=unreachable) & Q(locked_by=self.worker_id),
-                status=OutboxStatus.PENDING.value,
-                locked_by=None,
-                locked_until=None,
-            )
+        self._release(repo, unreachable, status=OutboxStatus.PENDING.value)
         failed = {
             row_id: error for row_id, error in outcomes.items()
             if error is not None and not isinstance(error, Unreachable)
@@ -130,6 +112,16 @@ class OutboxClaims:
                 f"The broker is unreachable; {len(unreachable)} outbox row(s) stay pending for the next relay tick: "
                 f"{outcomes[unreachable[0]]}"
             )
+
+    def _release(self, repo: Any, ids: list[Any], **values: Any) -> None:
+        """Unlock the rows ``ids`` with ``values``, in one guarded bulk update (the DAO's path for the outbox).
+
+        Only rows still locked by this relay change: a row whose claim expired and
+        that another relay took keeps that relay's outcome.
+        """
+        if ids:
+            outbox_update(repo, Q(id__in=ids) & Q(locked_by=self.worker_id), locked_by=None, locked_until=None,
+                          **values)
 
     def _record_failures(self, repo: Any, failed: dict[Any, Exception], now: Any) -> None:
         retry = (self.domain.config.get("outbox") or {}).get("retry") or {}

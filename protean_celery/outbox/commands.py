@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from protean.utils.eventing import Message
 
 from protean_celery.commits import Committed
 from protean_celery.envelope import message_key, metadata_of
-from protean_celery.errors import PayloadTooLarge
+from protean_celery.errors import PayloadTooLarge, UnknownHandlerError
 from protean_celery.outbox.report import RelayReport
 from protean_celery.outbox.rows import command_message, command_rows
 
@@ -51,15 +52,17 @@ class CommandRelay:
 
     def _command_batch(
         self, report: RelayReport, categories: list[str] | None, assume_new: bool = False,
-        done: Committed | None = None,
+        done: Committed | None = None, grace: bool = False,
     ) -> None:
         for category in categories if categories is not None else self.topology.command_categories():
             cursor = command_cursor_name(category)
-            report.commands += self._category_batch(category, cursor, report, assume_new, commands=True, done=done)
+            report.commands += self._category_batch(
+                category, cursor, report, assume_new, commands=True, done=done, grace=grace,
+            )
 
     def _category_batch(
         self, category: str, cursor: str, report: RelayReport, assume_new: bool = False, commands: bool = False,
-        done: Committed | None = None,
+        done: Committed | None = None, grace: bool = False,
     ) -> int:
         """Publish one batch of the event store rows of ``category`` past ``cursor``; return how many went out.
 
@@ -67,17 +70,22 @@ class CommandRelay:
         this process handled itself (see ``Relay.publish``); rows a continuing task handled
         (their markers) are skipped too. Rows
         written synchronously (``asynchronous`` false) were handled already and are skipped.
-        A command no handler takes is counted in ``report.unrouted`` and logged (an
+        A command no handler takes is counted in ``report.unrouted`` and, once the cursor
+        moved past it, dead-lettered with an ``UnknownHandlerError`` naming its type (an
         event no handler takes is normal: handlers pick the types they want).
+        With ``grace`` (beat ticks) the batch ends before the first row younger than
+        ``relay_grace_seconds``: the process that committed it relays it, or a task of
+        that process is handling it right now (:mod:`protean_celery.continuation`).
         """
         store = self.domain.event_store.store
-        if not assume_new and not command_rows(store, category, self.cursors.position(cursor), 1):
-            return 0  # nothing new: skip the locked round trip
+        young = self._young(grace)
+        if not assume_new and not young(command_rows(store, category, self.cursors.position(cursor), 1)):
+            return 0  # nothing new (or nothing old enough for a tick): skip the locked round trip
         relayed = 0
 
         def step(position: int) -> int:
             nonlocal relayed
-            rows = command_rows(store, category, position, self.settings.relay_batch_size)
+            rows = young(command_rows(store, category, position, self.settings.relay_batch_size))
             if not rows:
                 return position
             decoded = [(row, self._command(row, category, report)) for row in rows]
@@ -95,20 +103,54 @@ class CommandRelay:
                     report.tasks += sent
                     relayed += 1
                     if commands and not sent and not self.topology.targets(category, _type(message)):
-                        report.unrouted += 1
-                        logger.warning(
-                            "relay: no handler of this app takes %s from %r; register its command handler",
-                            metadata_of(message).headers.type, category,
-                        )
+                        unrouted.append((row, _type(message)))
             return int(rows[-1]["global_position"])
 
+        unrouted: list[tuple[dict[str, Any], str]] = []
         self.cursors.advance(cursor, step)
+        self._park_unrouted(unrouted, category, report)  # after the cursor's lock: SQLite has one writer
         return relayed
 
+    def _young(self, grace: bool) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+        """Cuts a batch of rows before its first row younger than ``relay_grace_seconds`` (with ``grace``)."""
+        if not grace or self.settings.relay_grace_seconds <= 0:
+            return lambda rows: rows
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.relay_grace_seconds)
+
+        def older(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for index, row in enumerate(rows):
+                written = _written(row)
+                if written is not None and written > cutoff:
+                    return rows[:index]
+            return rows
+
+        return older
+
     def _waiting(self, category: str, cursor: str, limit: int = 1000) -> int:
-        """How many event store rows of ``category`` lie past ``cursor`` (at most ``limit``; for drains)."""
+        """How many event store rows of ``category`` past ``cursor`` still wait for a handler (at most ``limit``).
+
+        Rows every handler of this app already handled (their inbox markers: a
+        continuing task ran them, the cursor moves at the next tick) do not wait.
+        """
         position = self.cursors.position(cursor)
-        return len(command_rows(self.domain.event_store.store, category, position, limit))
+        rows = command_rows(self.domain.event_store.store, category, position, limit)
+        if self.markers is None or not rows:
+            return len(rows)
+        decoded = []
+        for row in rows:
+            try:
+                decoded.append(command_message(row))
+            except Exception:  # the relay dead-letters it: it waits until then
+                decoded.append(None)
+        known = self._handled_here(category, [message for message in decoded if message is not None], None)
+        handled = known.handled if known is not None else set()
+        return sum(
+            1 for message in decoded
+            if message is None or any(
+                (route.task_name, message_key(message)) not in handled
+                for route in self.topology.targets(category, _type(message))
+            )
+        )
 
     def _handled_here(self, category: str, messages: list[Message], done: Committed | None) -> Committed | None:
         """``done`` plus the (task, key) pairs of ``messages`` a continuing task already handled (their markers)."""
@@ -135,6 +177,16 @@ class CommandRelay:
             self._park_command(row, category, exc, report)
             return None
 
+    def _park_unrouted(self, rows: list[tuple[dict[str, Any], str]], category: str, report: RelayReport) -> None:
+        """Dead-letter the commands no handler of this app takes (the cursor moved past them), each named."""
+        for row, message_type in rows:
+            report.unrouted += 1
+            try:
+                self._park_command(row, category, _unrouted_error(message_type, category), report)
+            except Exception:  # logged by _park_command; the cursor has moved: only the log names it now
+                logger.error("relay: %s at global position %s of %r is not handled by any handler of this app",
+                             message_type, row.get("global_position"), category)
+
     def _park_command(self, row: dict[str, Any], category: str, error: Exception, report: RelayReport) -> None:
         """Dead-letter an event store row the relay cannot publish, so the cursor can move past it.
 
@@ -152,6 +204,14 @@ class CommandRelay:
         logger.warning("relay: %s cannot be published, dead-lettered as %s: %s", where, entry, error)
 
 
+def _unrouted_error(message_type: str, category: str) -> UnknownHandlerError:
+    return UnknownHandlerError(
+        f"No command handler of this app takes {message_type} from {category!r}: register one "
+        "(@domain.command_handler with @handle for it); this dead letter keeps the command.",
+        message_type=message_type,
+    )
+
+
 def command_cursor_name(category: str) -> str:
     """The name of the command relay's cursor for ``category``."""
     return f"commands:{category}"
@@ -159,3 +219,16 @@ def command_cursor_name(category: str) -> str:
 
 def _type(message: Message) -> str:
     return str(metadata_of(message).headers.type)
+
+
+def _written(row: dict[str, Any]) -> datetime | None:
+    """When an event store row was written (``time``; naive values are UTC), or None if it does not say."""
+    value = row.get("time")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -23,6 +23,8 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from protean_celery.cut_reads import fetch
+
 __all__ = ["CursorStore", "SQLCursorStore", "MemoryCursorStore", "cursors_table"]
 
 metadata = MetaData()
@@ -72,8 +74,10 @@ class SQLCursorStore:
     def position(self, name: str) -> int:
         if not self._ready:
             self.setup()
-        with self.engine.connect() as conn:
-            value = conn.execute(select(cursors_table.c.position).where(cursors_table.c.name == name)).scalar()
+        query = select(cursors_table.c.position).where(cursors_table.c.name == name)
+        # A read only: on PostgreSQL without BEGIN and ROLLBACK round trips; repeated once if cut.
+        value = fetch(self.engine, lambda conn: conn.execute(query).scalar(),
+                      autocommit=self.engine.dialect.name == "postgresql")
         return -1 if value is None else int(value)
 
     def advance(self, name: str, step: Callable[[int], int]) -> int:

@@ -41,7 +41,8 @@ class EventStoreRelay:
     _event_categories: tuple[str, ...] | None = None
 
     def _category_batch(  # pragma: no cover - CommandRelay's
-        self, category: str, cursor: str, report: RelayReport, assume_new: bool = False, commands: bool = False
+        self, category: str, cursor: str, report: RelayReport, assume_new: bool = False, commands: bool = False,
+        done: Any = None, grace: bool = False,
     ) -> int:
         raise NotImplementedError
 
@@ -54,14 +55,21 @@ class EventStoreRelay:
             self._event_categories = stored_event_categories(self.domain, self.topology)
         return self._event_categories
 
-    def _stored_event_batch(self, report: RelayReport, which: bool | list[str], batch: int = 0) -> None:
-        """Relay one batch of every event category (``True``) or of the listed ones (just appended to)."""
+    def _stored_event_batch(
+        self, report: RelayReport, which: bool | list[str], batch: int = 0, done: Any = None, grace: bool = False,
+    ) -> None:
+        """Relay one batch of every event category (``True``) or of the listed ones (just appended to).
+
+        ``done`` and ``grace`` as for commands (``CommandRelay._category_batch``).
+        """
         if which is True:
             chosen, assume_new = list(self.event_categories()), False
         else:  # listed categories were just appended to: skip the peek once
             chosen, assume_new = [c for c in which or () if c in self.event_categories()], batch == 0
         for category in chosen:
-            report.events += self._category_batch(category, event_cursor_name(category), report, assume_new)
+            report.events += self._category_batch(
+                category, event_cursor_name(category), report, assume_new, done=done, grace=grace,
+            )
 
     def _stored_events_waiting(self) -> int:
         """Events past the cursors, still to relay (for drains)."""

@@ -121,8 +121,8 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
             stored_events: with the outbox off, relay events from the event store (``events.py``):
                 all categories, or the listed ones; ``None`` does so whenever ``commands`` is true.
             max_batches: round trips at most (default ``relay_max_batches``).
-            grace: leave outbox rows younger than ``relay_grace_seconds`` to the fast
-                path of the process that committed them (beat ticks).
+            grace: leave outbox rows and commands younger than ``relay_grace_seconds`` to
+                the fast path of the process that committed them (beat ticks).
             done: what this process handled itself (see :meth:`publish`).
         """
         report = RelayReport()
@@ -136,8 +136,12 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                 if commands:
                     # Listed categories were just appended to: skip the peek once.
                     listed = None if commands is True else commands
-                    self._command_batch(report, listed, assume_new=listed is not None and batch == 0, done=done)
-                self._stored_event_batch(report, commands if stored_events is None else stored_events, batch)
+                    self._command_batch(
+                        report, listed, assume_new=listed is not None and batch == 0, done=done, grace=grace,
+                    )
+                self._stored_event_batch(
+                    report, commands if stored_events is None else stored_events, batch, done=done, grace=grace,
+                )
                 if report.moved == moved:
                     break
         return report
@@ -178,13 +182,19 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
         by id first (``external.py``), even when the Celery broker is down.
         """
         models = self._models()
+        known = done.decoded if done is not None else {}  # rows a continuing task decoded already
         with self.domain.domain_context():
-            internal: list[tuple[str, Any]] = []
+            internal: list[tuple[str, Any, tuple[Message, str] | None]] = []
             external: list[tuple[str, Any]] = []
             for row in rows:
-                if type(row) in models:
-                    target = internal if row.target_broker == self.internal_broker else external
-                    target.append((models[type(row)], type(row).to_entity(row)))
+                if type(row) not in models:
+                    continue
+                decoded = known.get(id(row))
+                entity = decoded[0] if decoded is not None else type(row).to_entity(row)
+                if row.target_broker == self.internal_broker:
+                    internal.append((models[type(row)], entity, decoded[1:] if decoded is not None else None))
+                else:
+                    external.append((models[type(row)], entity))
             sent = 0
             try:
                 sent += self._publish_internal_committed(internal, done)
@@ -192,13 +202,16 @@ class Relay(CommandRelay, EventStoreRelay, ExternalRelay):
                 sent += self._publish_external_committed(external) if external else 0
             return sent
 
-    def _publish_internal_committed(self, rows: list[tuple[str, Any]], done: Committed | None) -> int:
+    def _publish_internal_committed(
+        self, rows: list[tuple[str, Any, tuple[Message, str] | None]], done: Committed | None,
+    ) -> int:
         published: dict[str, list[Any]] = {}
         try:
             with self.celery.producer_or_acquire() as producer:
-                for provider, row in rows:
+                for provider, row, decoded in rows:
                     try:
-                        self.publish(*outbox_message(row), producer, done, priority=row.priority)
+                        message, category = decoded if decoded is not None else outbox_message(row)
+                        self.publish(message, category, producer, done, priority=row.priority)
                     except Exception as exc:
                         if broker_down(exc):
                             raise

@@ -17,7 +17,7 @@ class RelayReport:
         tasks: task messages published for them.
         failed: outbox rows that failed to publish (retried with backoff).
         external: of ``events``, the rows published to an external broker.
-        unrouted: commands read that no handler of the app takes (logged; see ``commands.py``).
+        unrouted: commands read that no handler of the app takes (dead-lettered; see ``commands.py``).
     """
 
     events: int = 0

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, delete, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
+from protean_celery.table_store import TableStore
+
 __all__ = ["Watch", "Ledger", "ledger_table"]
 
 metadata = MetaData()
@@ -55,24 +57,13 @@ class Watch:
     redeliveries: int = 0
 
 
-class Ledger:
+class Ledger(TableStore):
     """The watched messages, in the table ``protean_celery_redeliveries`` on ``engine``."""
+
+    table = ledger_table
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-
-    def setup(self) -> None:
-        """Create the table (idempotent)."""
-        metadata.create_all(self.engine, tables=[ledger_table])
-
-    def drop(self) -> None:
-        """Drop the table."""
-        metadata.drop_all(self.engine, tables=[ledger_table])
-
-    def truncate(self) -> None:
-        """Forget every entry."""
-        with self.engine.begin() as conn:
-            conn.execute(ledger_table.delete())
 
     def all(self, limit: int = 5000) -> list[Watch]:
         """The watched messages, oldest relayed first."""

@@ -51,7 +51,7 @@ def drain(
         )
     if report.unrouted:
         warnings.warn(
-            f"drain read {report.unrouted} command(s) that no handler of this app takes; they were skipped: "
+            f"drain read {report.unrouted} command(s) that no handler of this app takes; they were dead-lettered: "
             "register their command handlers",
             RuntimeWarning,
             stacklevel=2,

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from protean_celery.testing.processes import BeatProcess, WorkerProcess
+from protean_celery.testing.sqlite_locks import KilledWriter, child_of, kill_writer
 
 
 class Cluster:
@@ -63,6 +64,13 @@ class Cluster:
         """``kill -9`` a pool child of a running node (Celery replaces it); its pid."""
         running = [worker for worker in self.workers if worker.process and worker.process.poll() is None]
         return rng.choice(running).kill_child() if running else None
+
+    def kill_writer(self, databases: list[Path], timeout: float = 30.0) -> KilledWriter | None:
+        """``kill -9`` a pool child while it holds a SQLite file's write lock mid-transaction (or ``None``)."""
+        return kill_writer(databases, child_of(self._running_pids), timeout=timeout)
+
+    def _running_pids(self) -> list[int]:
+        return [worker.pid for worker in self.workers if worker.process and worker.process.poll() is None]
 
     def kill_node(self, index: int) -> tuple[int, int]:
         """``kill -9`` node ``index``'s main process and start it again; the old and new pids."""

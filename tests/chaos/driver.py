@@ -11,6 +11,10 @@ While the orders are placed (and for a while after), the driver
 * crash-restarts PostgreSQL ``--db-kills`` times (``pg_ctl restart -m immediate``:
   every connection cut, crash recovery from the WAL), under the handlers'
   transactions, the outbox claims, the inbox markers and the sweep's ledger;
+* on the embedded default, ``kill -9``s a pool child ``--writer-kills`` times while
+  it holds a SQLite file's write lock in the middle of a transaction (found in
+  ``/proc/locks``, stopped, checked to still hold it, then killed: see
+  ``protean_celery.testing.sqlite_locks``);
 * injects poison messages (a body of the wrong shape, a tampered checksum, an
   event sent to a command queue, whose type no handler there takes) that must
   end in the dead-letter store.
@@ -25,13 +29,15 @@ Then it waits for every saga to end and reads back, with plain SQL, what a user
 would check: every order completed or compensated (cancellations = declined
 payments), the read model and the saga agree, the courier side effect ran
 exactly once per shipped order, no outbox row is left unpublished, and the
-dead letters are exactly the injected poison.
+dead letters are exactly the injected poison; on SQLite, that every file passes
+``PRAGMA integrity_check``.
 
 Run it with ``python benchmarks/chaos.py``; the test suite runs a small one.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import threading
@@ -44,7 +50,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from tests.chaos.cluster import Cluster
-from tests.chaos.report import POISON_TASK, ChaosReport, reclaimed_from_live
+from tests.chaos.report import POISON_TASK, ChaosReport, integrity, reclaimed_from_live
 from tests.examples.saga_facts import COMPENSATED, COMPLETED, saga_facts
 
 APP = "tests.chaos.chaos_app"
@@ -64,6 +70,7 @@ class ChaosPlan:
     seed: int = 7
     broker_kills: int = 1
     db_kills: int = 0
+    writer_kills: int = 0
     nodes: int = 1
     beats: int = 1
 
@@ -97,15 +104,19 @@ class ChaosRun:
         database: the server to crash-restart ``plan.db_kills`` times (PostgreSQL profiles).
         events_table: where the event store keeps messages, for the checks
             (``protean_events``, or ``message_store.messages`` for Message DB).
+        sqlite_files: the SQLite files (embedded default) whose writers are killed
+            ``plan.writer_kills`` times, and which are checked for corruption.
     """
 
     def __init__(self, plan: ChaosPlan, broker: Broker, env: dict[str, str], state: Path,
-                 database: Database | None = None, events_table: str = "protean_events") -> None:
+                 database: Database | None = None, events_table: str = "protean_events",
+                 sqlite_files: list[Path] | None = None) -> None:
         self.plan = plan
         self.broker = broker
         self.broker_name = "redis-server" if broker.url.startswith("redis") else "rabbitmq-server"
         self.database = database
         self.events_table = events_table
+        self.sqlite_files = sqlite_files or []
         self.state = state
         self.env = {**env, "CELERY_BROKER_URL": broker.url, "PROTEAN_NO_AUTO_LOGGING": "1"}
         os.environ.update(self.env)
@@ -115,6 +126,7 @@ class ChaosRun:
         self._stop = threading.Event()
         self._planned = threading.Event()  # every one-shot kill of the plan has happened
         self._rng = random.Random(plan.seed)
+        self._writer_turns = itertools.count()
 
     def run(self) -> ChaosReport:
         """Place the orders under chaos, wait for the sagas, check what is left."""
@@ -243,6 +255,9 @@ class ChaosRun:
         kills = self.plan.broker_kills
         for kill in range(kills):  # the first at 70% of the placing time, more spread up to 95%
             once[(0.7 + 0.25 * kill / max(kills - 1, 1)) * placing + 0.01 * kill] = self._restart_broker
+        writers = self.plan.writer_kills
+        for kill in range(writers):  # from 20% to 85% of the placing time
+            once[(0.2 + 0.65 * kill / max(writers - 1, 1)) * placing + 0.017 * kill] = self._kill_writer
         crashes = self.plan.db_kills
         for kill in range(crashes):  # the first at 40% of the placing time, more spread up to 90%
             once[(0.4 + 0.5 * kill / max(crashes - 1, 1)) * placing + 0.013 * kill] = self._restart_database
@@ -287,6 +302,18 @@ class ChaosRun:
         self.report.db_down_seconds.append(round(time.monotonic() - started, 2))
         self._log(f"restart postgres -m immediate; back after {self.report.db_down_seconds[-1]} s")
 
+    def _kill_writer(self) -> None:
+        """Each kill in turn looks first at one file (the relay's too: its writers are rarer), then at any."""
+        turn = next(self._writer_turns) % max(len(self.sqlite_files), 1)
+        preferred = self.sqlite_files[turn:turn + 1]
+        killed = self.cluster.kill_writer(preferred, timeout=15) or self.cluster.kill_writer(self.sqlite_files, 30)
+        if killed is None:
+            self._log("no SQLite writer caught holding the write lock within 45 s")
+            return
+        self.report.writer_kills += 1
+        self._log(f"kill -9 SQLite writer {killed.pid} (a worker child holding the write lock of "
+                  f"{killed.database.name} mid-transaction)")
+
     def _restart_broker(self) -> None:
         self._log(f"kill -9 broker {self.broker_name}")
         self.broker.kill()
@@ -326,6 +353,9 @@ class ChaosRun:
         self.report.redelivered = log.count("no copy is left; republished")
         self.report.reclaimed = log.count("no worker holds it now; put back on its queue")
         self.report.reclaimed_from_live = reclaimed_from_live([worker.log() for worker in self.cluster.workers])
+        self.report.locked_errors = log.count("database is locked")
+        self.report.corrupted = [f"{path.name}: {verdict}" for path in self.sqlite_files
+                                 if (verdict := integrity(path)) != "ok"]
 
 
 def _ended(app: Any) -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
 
 POISON_TASK = "protean.orders.commands.Order"
 
@@ -34,12 +37,15 @@ class ChaosReport:
     db_down_seconds: list[float] = field(default_factory=list)
     transient_retries: int = 0
     api_retries: int = 0
+    writer_kills: int = 0
+    locked_errors: int = 0
+    corrupted: list[str] = field(default_factory=list)
     nodes: int = 1
     beats: int = 1
 
     @property
     def ok(self) -> bool:
-        """Every saga ended right, effects once, nothing stuck, only the poison dead-lettered."""
+        """Every saga ended right, effects once, nothing stuck, only the poison dead-lettered, no file corrupted."""
         return (
             self.completed + self.compensated == self.orders
             and self.compensated == self.declined
@@ -49,6 +55,7 @@ class ChaosReport:
             and len(self.dead_letters) == self.poison
             and all(task == POISON_TASK for task, _ in self.dead_letters)
             and not self.reclaimed_from_live
+            and not self.corrupted
         )
 
     def lines(self) -> list[str]:
@@ -70,6 +77,9 @@ class ChaosReport:
             f"unplanned exits        {len(self.crashes)}  (restarted, as a supervisor would) {self.crashes[:2]}",
             f"database restarts      {self.db_restarts}  (down {_seconds(self.db_down_seconds)})",
             f"API calls retried      {self.api_retries}  (the driver's own, after a failed call that did not commit)",
+            f"SQLite writers killed  {self.writer_kills}  (pool children holding the write lock mid-transaction)",
+            f"database is locked     {self.locked_errors}  (in the workers' logs)",
+            f"integrity check        {'; '.join(self.corrupted) or 'ok'}",
             f"nodes, beats           {self.nodes}, {self.beats}",
             f"chaos                  {len(self.events)} events: {', '.join(_summary(self.events))}",
             f"wall time              {self.seconds:.0f} s",
@@ -113,6 +123,16 @@ def reclaimed_from_live(node_logs: list[str]) -> list[str]:
                 if any(begun < at < match["at"] for at in reclaims.get(match["id"], [])):
                     wrong.append(match["id"])
     return wrong
+
+
+def integrity(path: Path) -> str:
+    """SQLite's ``PRAGMA integrity_check`` of the file ``path`` (``ok`` when nothing is corrupted)."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            return "; ".join(str(row) for row in conn.exec_driver_sql("PRAGMA integrity_check").scalars())
+    finally:
+        engine.dispose()
 
 
 def _seconds(values: list[float]) -> str:

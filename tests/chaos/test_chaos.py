@@ -1,4 +1,4 @@
-"""Crash survival in CI: sagas through real workers while workers, beat, Redis and PostgreSQL are killed.
+"""Crash survival in CI: sagas through real workers while workers, beat, Redis, PostgreSQL and SQLite writers die.
 
 Runs ``benchmarks/chaos.py`` (see ``tests/chaos/driver.py``) as a user would and
 checks its report: every saga completed or compensated, courier side effects
@@ -63,6 +63,8 @@ def test_sagas_survive_chaos_on_rabbitmq(tmp_path):
     _assert_survived(result, data, 60)
 
 
-def test_sagas_survive_chaos_on_the_embedded_default(tmp_path):
-    result, data = _chaos(tmp_path, "--orders", "40", "--rate", "4", "--profile", "sqlite")
+def test_sagas_survive_chaos_and_killed_sqlite_writers_on_the_embedded_default(tmp_path):
+    result, data = _chaos(tmp_path, "--orders", "40", "--rate", "4", "--profile", "sqlite", "--writer-kills", "2")
     _assert_survived(result, data, 40)
+    assert data["writer_kills"] == 2, result.stdout[-3000:]  # each killed holding the write lock mid-transaction
+    assert data["corrupted"] == [] and data["locked_errors"] == 0, result.stdout[-3000:]

@@ -123,7 +123,7 @@ def test_bad_streams_and_missing_tables_are_typed_errors(store, uri):
 
 
 def _contend(uri, streams, rounds, results, ready):
-    domain = build_domain(name="race", event_store={"provider": "sqlalchemy", "database_uri": uri})
+    domain = build_domain(event_store={"provider": "sqlalchemy", "database_uri": uri})
     domain.init(traverse=False)
     store = domain.event_store.store
     won = lost = 0

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -49,10 +50,22 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
+def _cli(env: dict[str, str], command: list[str]) -> subprocess.CompletedProcess[str]:
+    return _run(env, "-m", "celery", "-A", APP, *command)
+
+
 def _outputs(env: dict[str, str], worker_log: Path, worker_ready: str) -> dict[str, tuple[int, str]]:
-    """Exit code and stdout + stderr of the app build, every CLI command and a brief worker."""
-    found = {"build": _run(env, "-c", f"import {APP}")}
-    found.update({" ".join(command): _run(env, "-m", "celery", "-A", APP, *command) for command in COMMANDS})
+    """Exit code and stdout + stderr of the app build, every CLI command and a brief worker.
+
+    The build and ``db setup`` run first; the other commands only read, so they run
+    side by side (each one is mostly its interpreter starting, or waiting on a refused
+    connection), then the worker starts.
+    """
+    setup, *readers = COMMANDS
+    found = {"build": _run(env, "-c", f"import {APP}"), " ".join(setup): _cli(env, setup)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = pool.map(lambda command: _cli(env, command), readers)
+        found.update({" ".join(command): result for command, result in zip(readers, done, strict=True)})
     outputs = {name: (done.returncode, done.stdout + done.stderr) for name, done in found.items()}
     worker = WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT, log_path=worker_log)
     worker.ready_text = worker_ready

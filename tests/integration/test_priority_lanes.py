@@ -73,3 +73,25 @@ def test_a_normal_message_sent_after_a_bulk_backlog_is_handled_before_most_of_it
     order = _handled(tmp_path)
     assert order.index("urgent") < 5, order[:10]  # without lanes it is last, behind the whole backlog
     assert sorted(order) == sorted([f"bulk-{n}" for n in range(BACKLOG)] + ["urgent"])  # each once
+
+
+def test_a_worker_taking_a_handler_queue_without_its_backfill_queue_is_warned_about(tmp_path, redis_server):
+    broker = redis_server.url.rsplit("/", 1)[0] + "/7"
+    redis.Redis.from_url(broker).flushdb()
+    env = {**os.environ, "CELERY_BROKER_URL": broker, "PROTEAN_CELERY_STATE": str(tmp_path), "LANES": "1",
+           "PROTEAN_NO_AUTO_LOGGING": "1"}
+    _ops(env)("setup")
+    warning = "Backfill queue(s) protean.lanes.Tally.backfill are not consumed"
+
+    def check() -> str:
+        done = subprocess.run([sys.executable, "-m", "celery", "-A", APP, "protean", "check"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        return done.stdout + done.stderr
+
+    with WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT, extra=["-Q", "protean.lanes.Tally"]) as worker:
+        assert f"{warning} by this worker's -Q" in worker.log()
+        assert f"WARNING  {warning} by the running workers" in check()
+    with WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT,
+                       extra=["-Q", "protean.lanes.Tally,protean.lanes.Tally.backfill"]) as worker:
+        assert "not consumed" not in worker.log()
+        assert "WARNING  Backfill" not in check()

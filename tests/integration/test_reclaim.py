@@ -57,7 +57,7 @@ def test_a_message_held_by_a_killed_worker_is_reclaimed_only_once_no_worker_hold
     broker = broker_for(client)
     log = tmp_path / "worker.log"
     first = WorkerProcess(APP, concurrency=1, env=env, cwd=ROOT, log_path=log).start()
-    client.send_task(COMMANDS, args=(payload,), task_id="held-1", queue=COMMANDS, countdown=25)
+    client.send_task(COMMANDS, args=(payload,), task_id="held-1", queue=COMMANDS, countdown=15)
     wait_until(lambda: _unacked(env) == 1, "the worker holding held-1 (Redis' unacked hash)", timeout=30, worker=first)
     assert broker.reclaim(older_than=0) == []  # scheduled in a live worker: left alone
     first.kill()  # kill -9 the whole worker: the message stays in Redis' unacked hash

@@ -102,8 +102,29 @@ class Billing(BaseProcessManager):
         self.state = "billing"
 
 
-def build_domain(name: str = "shop", **config: object) -> Domain:
-    """A fresh, uninitialised domain with the outbox on (memory adapters unless overridden)."""
+#: The one name the shared classes above are registered under (their stream categories, ``shop::order``).
+NAME = "shop"
+
+
+def build_domain(name: str = NAME, **config: object) -> Domain:
+    """A fresh, uninitialised domain with the outbox on (memory adapters unless overridden).
+
+    Args:
+        name: the domain's name; only ``"shop"``: the classes are module-level and shared by every test.
+        **config: domain config keys to set (``databases``, ``event_store``, ``server`` …).
+
+    Raises:
+        ValueError: ``name`` is not ``"shop"``. Registering the shared classes under
+            another name rewrites their stream categories for every later test in the
+            session (once ~80 later tests failed that way); build your own classes for
+            another domain, or keep the name and vary ``config``.
+    """
+    if name != NAME:
+        raise ValueError(
+            f"build_domain(name={name!r}): the shop's classes are shared by every test and registered only under "
+            f"the name {NAME!r}; another name would re-register them for every later test. Keep the default name "
+            "(vary config instead) or define your own classes for another domain."
+        )
     domain = Domain(name=name, root_path=str(Path(__file__).parent))
     domain.config["enable_outbox"] = True
     domain.config["server"]["default_subscription_type"] = "stream"

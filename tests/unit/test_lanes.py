@@ -1,5 +1,6 @@
 """Protean's priority lanes: a backfill queue per handler, chosen by the relay from the message's priority."""
 
+from types import SimpleNamespace
 from unittest.mock import patch
 
 import pytest
@@ -77,3 +78,27 @@ def test_the_relay_sends_low_priority_events_to_the_backfill_lane(lanes_app):
     depths = queue_depths(lanes_app)
     assert depths["protean.shop.Fulfilment.backfill"] == 1  # the OrderPlaced raised under BULK
     assert depths["protean.shop.Fulfilment"] == 1  # the NORMAL one
+
+
+def test_the_left_out_warning_names_each_queue_and_how_to_consume_it():
+    text = lanes.left_out_warning(["protean.shop.Fulfilment.backfill", "protean.shop.Notifier.backfill"], "x")
+    assert "protean.shop.Fulfilment.backfill,protean.shop.Notifier.backfill are not consumed by x" in text
+    assert "-Q protean.shop.Fulfilment.backfill,protean.shop.Notifier.backfill" in text
+
+
+def test_a_worker_whose_q_leaves_out_a_backfill_queue_warns_at_startup(lanes_app, caplog):
+    from celery import signals
+
+    consumed = {q.name for q in lanes_app.topology.queues} - {"protean.shop.Notifier.backfill"}
+    lanes_app.amqp.queues.select(consumed)  # as `celery worker -Q …` does before celeryd_after_setup
+    with caplog.at_level("WARNING", logger="protean_celery.lifecycle"):
+        signals.celeryd_after_setup.send(sender="worker@test", instance=SimpleNamespace(app=lanes_app),
+                                         conf=lanes_app.conf)
+    warned = [r.getMessage() for r in caplog.records if "not consumed" in r.getMessage()]
+    assert len(warned) == 1 and "protean.shop.Notifier.backfill are not consumed by this worker's -Q" in warned[0]
+
+    caplog.clear()
+    lanes_app.amqp.queues.select(consumed | {"protean.shop.Notifier.backfill"})
+    signals.celeryd_after_setup.send(sender="worker@test", instance=SimpleNamespace(app=lanes_app),
+                                     conf=lanes_app.conf)
+    assert not [r for r in caplog.records if "not consumed" in r.getMessage()]

@@ -33,6 +33,8 @@ WHOLE_REPOSITORY = {
     "test_deploy_recipes.py": "the deploy/ recipes (systemd, Compose, Kubernetes)",
     "test_import_graph.py": "the package's import graph has no cycle (scripts/import_graph)",
     "test_bootstrap_services.py": "scripts/bootstrap-services (what scripts/test installs on a fresh machine)",
+    "test_test_support.py": "tests/support (the shared test domain's guard)",
+    "test_docs_links.py": "README.md and docs/index.md link every guide",
 }
 
 

@@ -90,3 +90,18 @@ def test_celery_keeps_each_handler_queue_on_its_own_exchange(shop_app):
         queue = shop_app.amqp.queues[route.queue.name]
         assert queue.exchange.name == route.task_name
         assert {b.exchange.name for b in queue.bindings} == {route.task_name}
+
+
+def test_backfill_queues_left_out_are_those_whose_handler_queue_is_consumed():
+    from protean_celery.lanes import read_lanes
+
+    domain = build_domain()
+    domain.init(traverse=False)
+    lanes = read_lanes({"server": {"priority_lanes": {"enabled": True}}})
+    topology = build_topology("shop", read_handlers(domain), lanes=lanes)
+
+    assert topology.backfill_left_out(["protean.shop.Fulfilment", "protean.shop.Notifier.backfill"]) == [
+        "protean.shop.Fulfilment.backfill"
+    ]
+    assert topology.backfill_left_out(q.name for q in topology.queues) == []  # no -Q: every queue
+    assert build_topology("shop", read_handlers(domain)).backfill_left_out(["protean.shop.Fulfilment"]) == []

@@ -2,15 +2,16 @@
 
 from types import SimpleNamespace
 
-from protean_celery.broker.workers import count_held, held_by_workers, search_workers
+from protean_celery.broker.workers import consumed_queues, count_held, held_by_workers, search_workers
 
 
-def _celery(query_task=None, active=None, reserved=None, fail=False):
+def _celery(query_task=None, active=None, reserved=None, fail=False, active_queues=None):
     def inspect(timeout):
         if fail:
             raise ConnectionError("broker hiccup")
         return SimpleNamespace(
-            query_task=lambda *ids: query_task, active=lambda: active, reserved=lambda: reserved
+            query_task=lambda *ids: query_task, active=lambda: active, reserved=lambda: reserved,
+            active_queues=lambda: active_queues,
         )
 
     return SimpleNamespace(control=SimpleNamespace(inspect=inspect))
@@ -39,3 +40,10 @@ def test_a_queue_with_waiting_messages_is_unsure_and_no_answer_makes_every_queue
     assert (answered.found, answered.unsure, answered.workers) == ({"t2"}, {"q1"}, 1)
     silent = search_workers(_celery(query_task={}), wanted, {"q1": 0, "q2": 0}, timeout=0.1)
     assert silent.unsure == {"q1", "q2"} and silent.workers == 0
+
+
+def test_the_consumed_queues_are_those_of_every_answering_worker():
+    replies = {"w1": [{"name": "a"}, {"name": "b"}], "w2": [{"name": "c"}]}
+    assert consumed_queues(_celery(active_queues=replies), timeout=0.1) == {"a", "b", "c"}
+    assert consumed_queues(_celery(active_queues=None), timeout=0.1) is None  # no worker answered
+    assert consumed_queues(_celery(fail=True), timeout=0.1) is None

@@ -38,3 +38,19 @@ def test_check_says_what_an_event_store_apart_from_the_aggregates_still_guarante
 
 def test_check_does_not_warn_when_events_commit_with_the_aggregates(sqlite_app):
     assert not [line for line in warnings(sqlite_app) if "not in a database of [databases]" in line]  # one file
+
+
+def test_check_warns_about_backfill_queues_the_running_workers_leave_out(memory_shop, monkeypatch):
+    from protean_celery.broker import workers
+
+    app = memory_shop(server={"default_subscription_type": "stream", "priority_lanes": {"enabled": True}})
+    everything = {queue.name for queue in app.topology.queues}
+    left_out = everything - {"protean.shop.Notifier.backfill"}
+    monkeypatch.setattr(workers, "consumed_queues", lambda celery, timeout: left_out)
+    result = CliRunner().invoke(protean, ["check"], obj=SimpleNamespace(app=app))
+    assert "WARNING  Backfill queue(s) protean.shop.Notifier.backfill are not consumed" in result.output
+
+    monkeypatch.setattr(workers, "consumed_queues", lambda celery, timeout: everything)
+    assert not [line for line in warnings(app) if "Backfill" in line]
+    monkeypatch.setattr(workers, "consumed_queues", lambda celery, timeout: None)  # no worker answered
+    assert not [line for line in warnings(app) if "Backfill" in line]

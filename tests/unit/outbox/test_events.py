@@ -40,9 +40,9 @@ class Audit(BaseEventHandler):
         SENT.append(f"audit:{type(event).__name__}")
 
 
-def outbox_off_domain(name: str = "shop"):
+def outbox_off_domain():
     """The shop domain in Protean's default delivery: outbox off, event store subscriptions, async events."""
-    domain = build_domain(name)
+    domain = build_domain()
     domain.config["enable_outbox"] = False
     domain.config["event_processing"] = "async"
     domain.config["server"]["default_subscription_type"] = "event_store"
@@ -154,8 +154,10 @@ def test_the_fast_path_relays_events_a_handler_committed(outbox_off):
     assert app.runtime.relay.pending() == 0
 
 
-def test_a_command_no_handler_takes_is_counted_and_warned(outbox_off):
+def test_a_command_no_handler_takes_is_refused_by_app_process_and_dead_lettered_by_the_relay(outbox_off):
     from protean.core.command import BaseCommand
+
+    from protean_celery.errors import UnknownHandlerError
 
     class CancelOrder(BaseCommand):
         order_id = Identifier(identifier=True)
@@ -163,11 +165,17 @@ def test_a_command_no_handler_takes_is_counted_and_warned(outbox_off):
     domain = outbox_off_domain()
     domain.register(CancelOrder, part_of=Order)
     app = outbox_off(domain)
+    with pytest.raises(UnknownHandlerError, match="No command handler of this app takes Shop.CancelOrder.v1"):
+        app.process(CancelOrder(order_id="o0"))  # refused before anything is stored
     with app.domain.domain_context():
-        app.domain.process(CancelOrder(order_id="o1"))
-    with pytest.warns(RuntimeWarning, match="1 command\\(s\\) that no handler of this app takes"):
+        app.domain.process(CancelOrder(order_id="o1"))  # Protean's own path stores it
+    with pytest.warns(RuntimeWarning, match="1 command\\(s\\) that no handler of this app takes; they were dead"):
         report = drain(app)
     assert report.unrouted == 1
+    [entry] = app.runtime.dead_letters.list()
+    assert entry.message_type == "Shop.CancelOrder.v1" and entry.payload["data"]["order_id"] == "o1"
+    assert entry.error.startswith("UnknownHandlerError: No command handler of this app takes Shop.CancelOrder.v1")
+    assert drain(app, raise_errors=False).unrouted == 0  # the cursor moved past it: parked once
 
 
 def test_shipping_through_the_drain_updates_the_projection(outbox_off):
