@@ -21,6 +21,8 @@ from protean_celery.continuation import Continuation
 from protean_celery.eager import EagerCascade
 from protean_celery.envelope import task_id as message_task_id
 from protean_celery.errors import DeadLetterError, PayloadTooLarge
+from protean_celery.event_store.orphans import adopt_orphans, commits_apart
+from protean_celery.event_store.outbox_streams import skip_outbox_streams
 from protean_celery.event_store.store import SQLEventStore, shared_provider
 from protean_celery.flower import argsrepr
 from protean_celery.inbox import Inbox
@@ -85,6 +87,9 @@ class Runtime:
         def real_broker() -> bool:
             return not str(celery.conf.broker_url or "").startswith("memory") and not celery.conf.task_always_eager
 
+        if commits_apart(domain):  # a redelivery reuses the events its killed attempt left; wrapped before Commits
+            adopt_orphans(domain.event_store.store)
+        skip_outbox_streams(domain)  # an outbox row loaded is not a read of the event store
         self.commits = Commits(
             domain.event_store.store, self._relay_committed, self.relay.outbox_models(), background=real_broker,
         )

@@ -61,15 +61,17 @@ def unreachable(app: Any, timeout: float = 5.0) -> list[str]:
 
 def warnings(app: Any) -> list[str]:
     """Weaker guarantees that are a choice, not a mistake (``check`` still passes)."""
-    from protean_celery.event_store.store import SQLEventStore, shared_provider
+    from protean_celery.event_store.orphans import commits_apart
 
     found: list[str] = []
-    store = app.domain.event_store.store
-    if not (isinstance(store, SQLEventStore) and shared_provider(app.domain, store.engine) is not None):
+    if commits_apart(app.domain):
         found.append(
             "The event store is not in a database of [databases]: a handler's events commit before its aggregate "
-            "and outbox rows, so a worker killed between the two leaves events without their state. Point "
-            "[event_store] database_uri at [databases.default] database_uri (SQL event store) to commit them together."
+            "and outbox rows. A worker killed between the two leaves events without their state; the redelivered "
+            "message reuses them for state-based aggregates and completes once, but an event-sourced aggregate takes "
+            "them as done (never published with the outbox on) and a process manager's orphaned transition loses "
+            "the deadlines it wrote. Point [event_store] database_uri at [databases.default] database_uri (SQL event "
+            "store) to commit them together."
         )
     found.extend(idle_backfill(app))
     if not app.runtime.sweep.enabled and str(app.conf.get("broker_url") or "").startswith(("redis", "rediss")):

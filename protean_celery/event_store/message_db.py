@@ -6,10 +6,11 @@ pooled connection is dead, and each one fails the first call made on it: a web
 request, a CLI command or a task retry per stale connection.
 
 :class:`PingingPool` takes the pool's place (``MessageDB`` accepts any object with
-``get_connection``, ``release`` and ``closeall``). It checks each connection out
-with one ``SELECT 1`` (in autocommit, one round trip) and replaces a dead one
-before the caller sees it, as our own engines do for connections that sat idle
-(``sql.py``). The statement that follows runs on a live connection; a failure there is
+``get_connection``, ``release`` and ``closeall``). It keeps idle connections
+for reuse, checks each one out with one ``SELECT 1`` (in autocommit, one round
+trip) and replaces a dead one before the caller sees it, as our own engines do for
+connections that sat idle (``sql.py``). The statement that follows runs on a live
+connection; a failure there is
 the database failing now, not a leftover of the last restart. The pool opens its
 first connection on first use, so it is safe to build before a fork.
 """
@@ -23,17 +24,22 @@ __all__ = ["PingingPool", "pinging_client"]
 
 
 class PingingPool:
-    """A lazy ``psycopg2`` thread-safe pool whose checkouts are pinged first.
+    """A lazy pool of ``psycopg2`` connections, each pinged when checked out.
+
+    Idle connections are kept (up to ``max_connections``) and reused: a call
+    costs one ping, not a new connection. (``psycopg2``'s own pools close every
+    connection given back beyond ``minconn``, and a ``minconn`` above zero opens
+    that many connections up front, before a fork.)
 
     Args:
         url: the ``postgresql://`` URL of the Message DB database.
-        max_connections: most connections open at once (Message DB's ``max_connections``).
+        max_connections: most idle connections kept (Message DB's ``max_connections``).
     """
 
     def __init__(self, url: str, max_connections: int = 100) -> None:
         self.url = url
         self.max_connections = int(max_connections)
-        self._pool: Any = None
+        self._idle: list[Any] = []
         self._lock = threading.Lock()
 
     def get_connection(self) -> Any:
@@ -42,32 +48,36 @@ class PingingPool:
         Raises:
             psycopg2.OperationalError: the database cannot be reached now.
         """
-        pool = self._open()
-        for _ in range(self.max_connections + 1):
-            conn = pool.getconn()
+        while (conn := self._take()) is not None:
             if _alive(conn):
                 return conn
-            pool.putconn(conn, close=True)
-        return pool.getconn()  # every pooled connection was stale: this one is new
+            conn.close()
+        import psycopg2
+
+        return psycopg2.connect(self.url)  # every idle connection was stale: this one is new
 
     def release(self, connection: Any, close: bool = False) -> None:
-        """Give ``connection`` back (closed if ``close`` or broken)."""
-        if self._pool is not None:
-            self._pool.putconn(connection, close=close)
+        """Give ``connection`` back: kept when idle and healthy, closed otherwise (or if ``close``)."""
+        from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+        keep = not close and not connection.closed and connection.info.transaction_status == TRANSACTION_STATUS_IDLE
+        with self._lock:
+            if keep and len(self._idle) < self.max_connections:
+                self._idle.append(connection)
+                return
+        if not connection.closed:
+            connection.close()
 
     def closeall(self) -> None:
-        """Close every pooled connection."""
-        if self._pool is not None:
-            self._pool.closeall()
-            self._pool = None
-
-    def _open(self) -> Any:
+        """Close every idle connection."""
         with self._lock:
-            if self._pool is None:
-                from psycopg2.pool import ThreadedConnectionPool
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
-                self._pool = ThreadedConnectionPool(0, self.max_connections, self.url)
-            return self._pool
+    def _take(self) -> Any:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
 
 
 def _alive(conn: Any) -> bool:

@@ -69,3 +69,25 @@ def test_the_first_calls_after_a_crash_restart_succeed(app, server):
     assert app.runtime.state.dead_letters.list() == []
     assert _place_and_read(app, "after") == ["before", "after"]
     assert server.restarts == restarts + 1
+
+
+def test_the_message_db_pool_reuses_its_connections(server):
+    from protean_celery.event_store.message_db import PingingPool
+
+    pool = PingingPool(server.create_database("restart_pool"), max_connections=2)
+
+    def backend() -> int:
+        conn = pool.get_connection()
+        try:
+            with conn, conn.cursor() as cursor:  # as message-db-py uses it: a transaction per call
+                cursor.execute("SELECT pg_backend_pid()")
+                return int(cursor.fetchone()[0])
+        finally:
+            pool.release(conn)
+
+    first = backend()
+    assert [backend() for _ in range(3)] == [first] * 3  # one connection, not one per call
+    server.crash_restart()
+    after = backend()  # the stale one was replaced before the caller saw it
+    assert after != first and backend() == after
+    pool.closeall()

@@ -30,6 +30,16 @@ def test_check_exits_1_and_names_each_problem(shop_app):
     assert "PROBLEM  Celery setting task_acks_late = False weakens a guarantee" in result.output
 
 
+def test_check_says_what_an_event_store_apart_from_the_aggregates_still_guarantees(shop_app):
+    apart = [line for line in warnings(shop_app) if "not in a database of [databases]" in line]  # memory store
+    assert len(apart) == 1
+    assert "reuses them for state-based aggregates" in apart[0] and "event-sourced aggregate" in apart[0]
+
+
+def test_check_does_not_warn_when_events_commit_with_the_aggregates(sqlite_app):
+    assert not [line for line in warnings(sqlite_app) if "not in a database of [databases]" in line]  # one file
+
+
 def test_check_warns_about_backfill_queues_the_running_workers_leave_out(memory_shop, monkeypatch):
     from protean_celery.broker import workers
 
