@@ -10,9 +10,9 @@ the stream once.
 import pytest
 from protean.exceptions import ExpectedVersionError, TransactionError
 
+from protean_celery import testing
 from protean_celery.event_store.store import SQLEventStore
 from protean_celery.tasks.handle import Outcome, run_handler
-from protean_celery import testing
 from tests.support.shop import Order, OrderPlaced, PlaceOrder, ShipOrder, build_domain
 
 COMMANDS = "protean.shop.commands.Order"
