@@ -9,6 +9,10 @@ failure                       examples                                       ret
                               database operational errors (``database is     1 s doubling, capped at 300 s;
                               locked``, server restarting), broker errors    with Protean's transient retry
                                                                              on, its pace and budget (below)
+``EARLY``                     a process manager's event whose instance       ``EARLY_RETRIES`` (12): 1 s
+                              does not exist yet (``EarlyEventError``): its  doubling, capped at 60 s, about
+                              start event is on its way, perhaps as the      7 minutes in all: longer than a
+                              redelivery of a killed worker's message        redelivery (``redeliver_after``)
 ``HANDLER``                   anything else the handler raised               the handler's ``max_retries``,
                                                                              ``retry_delay_seconds`` doubling,
                                                                              capped at 300 s
@@ -59,6 +63,7 @@ from protean.exceptions import ExpectedVersionError
 from protean_celery.protean_api import transient_retry_config
 from protean_celery.registry import HandlerSpec
 from protean_celery.settings import BASE_HANDLER_OPTIONS, CelerySettings, HandlerOptions, merge_options
+from protean_celery.tasks.process_manager import EarlyEventError
 
 __all__ = [
     "Failure", "MAX_RETRY_DELAY", "Pace", "RetryPolicies", "RetryPolicy", "classify", "deadline_passes",
@@ -71,6 +76,9 @@ MAX_RETRY_DELAY = 300.0
 TRANSIENT_BASE_DELAY = 1.0
 #: First and longest retry delay of a version conflict, in seconds.
 CONFLICT_BASE_DELAY, CONFLICT_MAX_DELAY = 0.05, 5.0
+#: Retries of an early process-manager event, and their first and longest delay (about 7 minutes in all:
+#: the start event it waits for may be the redelivery of a killed worker's message, ``redeliver_after``).
+EARLY_RETRIES, EARLY_BASE_DELAY, EARLY_MAX_DELAY = 12, 1.0, 60.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class Failure(StrEnum):
 
     CONFLICT = "conflict"
     TRANSIENT = "transient"
+    EARLY = "early"
     HANDLER = "handler"
 
 
@@ -131,6 +140,8 @@ class RetryPolicy:
 
     def budget(self, failure: Failure) -> int:
         """Celery retries allowed for ``failure``."""
+        if failure is Failure.EARLY:
+            return max(EARLY_RETRIES, self.max_retries)
         return self.max_retries if failure is Failure.HANDLER else self.transient_retries
 
     def delay(self, failure: Failure, retries: int, rand: Callable[[], float] = random.random) -> float:
@@ -139,6 +150,8 @@ class RetryPolicy:
             pace = Pace(CONFLICT_BASE_DELAY, CONFLICT_MAX_DELAY)
         elif failure is Failure.TRANSIENT:
             pace = self.transient_pace
+        elif failure is Failure.EARLY:
+            pace = Pace(EARLY_BASE_DELAY, EARLY_MAX_DELAY)
         else:
             pace = Pace(self.retry_delay_seconds, MAX_RETRY_DELAY)
         return pace.delay(retries) * (0.75 + rand() / 2)
@@ -191,6 +204,8 @@ def classify(exc: BaseException) -> Failure:
         return Failure.CONFLICT
     if any(isinstance(item, _transient_types()) for item in chain):
         return Failure.TRANSIENT
+    if any(isinstance(item, EarlyEventError) for item in chain):
+        return Failure.EARLY
     return Failure.HANDLER
 
 

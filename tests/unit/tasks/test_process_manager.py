@@ -7,6 +7,7 @@ from protean.utils.eventing import Message
 from protean_celery.envelope import encode
 from protean_celery.tasks import execute
 from protean_celery.tasks.process_manager import EarlyEventError
+from protean_celery.tasks.retry import EARLY_RETRIES, Failure, RetryPolicy, classify
 from protean_celery.testing.drain import drain
 from tests.support.shop import SENT, Order, PlaceOrder, ShipOrder
 from tests.support.tasks import FakeTask
@@ -77,6 +78,7 @@ def test_an_event_before_its_instance_started_is_retried_then_dead_lettered(shop
         execute(task, shop_app.runtime, route, _early_event(shop_app))
     assert isinstance(retry.value.exc, EarlyEventError) and retry.value.exc.correlation == "o9"
     _countdown, budget = task.retried_with
+    assert budget == EARLY_RETRIES  # its own budget, not the handler's 3: it outlasts a killed worker's redelivery
     with pytest.raises(EarlyEventError, match="before instance 'o9' was started"):
         execute(FakeTask(retries=budget), shop_app.runtime, route, _early_event(shop_app))
     [entry] = shop_app.runtime.dead_letters.list(task=FULFILMENT)
@@ -89,3 +91,12 @@ def test_an_event_for_an_instance_that_started_is_not_early(shop_app):
     route = shop_app.topology.route(FULFILMENT)
     assert execute(FakeTask(retries=0), shop_app.runtime, route, _early_event(shop_app, ships=2)) == "handled"
     assert shop_app.runtime.dead_letters.list() == []
+
+
+def test_early_events_wait_about_seven_minutes_in_all_for_their_start_event():
+    policy = RetryPolicy(max_retries=3, retry_delay_seconds=1.0, version_retries=5, transient_retries=10)
+    early = EarlyEventError("early", correlation="o9")
+    assert classify(early) is Failure.EARLY
+    waits = [policy.delay(Failure.EARLY, retries, rand=lambda: 0.5) for retries in range(policy.budget(Failure.EARLY))]
+    assert waits[:3] == [1.0, 2.0, 4.0] and max(waits) == 60.0
+    assert 300 + 60 < sum(waits) < 600  # beyond redeliver_after and a sweep interval, under ten minutes
