@@ -1,6 +1,7 @@
 """Crash-survival run: order sagas through real workers under kill -9 chaos.
 
-    python benchmarks/chaos.py [--orders 1000] [--rate 5] [--concurrency 2] [--profile postgres|message_db|sqlite]
+    python benchmarks/chaos.py [--orders 1000] [--rate 5] [--concurrency 2]
+                               [--profile postgres|outbox_off|message_db|sqlite]
                                [--broker redis|rabbitmq] [--broker-kills 1] [--db-kills 0]
                                [--writer-kills 0]
                                [--nodes 1] [--beats 1]
@@ -9,7 +10,8 @@ Starts a durable broker (redis-server with an append-only file fsynced always, o
 RabbitMQ node) and, for the postgres profile, PostgreSQL on loopback; runs `celery worker` and `celery beat`;
 places the orders while killing worker children every few seconds, the worker
 main process once (each node's, with --nodes), beat once and the broker once (or --broker-kills times),
-crash-restarting PostgreSQL --db-kills times (postgres: the SQL event store; message_db: Protean's
+crash-restarting PostgreSQL --db-kills times (postgres: the SQL event store; outbox_off: the same in
+Protean's default delivery, events relayed from the event store; message_db: Protean's
 Message DB store, in a database of its own on the same server); for the sqlite profile (the embedded
 default) kills a worker child --writer-kills times while it holds a SQLite file's write lock
 mid-transaction, and checks the files with PRAGMA integrity_check at the end; injects three poison messages;
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="orders placed per second")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--child-kill-every", type=float, default=4.0, help="seconds between pool-child kills")
-    parser.add_argument("--profile", choices=["postgres", "message_db", "sqlite"], default="postgres")
+    parser.add_argument("--profile", choices=["postgres", "outbox_off", "message_db", "sqlite"],
+                        default="postgres")
     parser.add_argument("--broker", choices=["redis", "rabbitmq"], default="redis")
     parser.add_argument("--broker-kills", type=int, default=1, help="times the broker is killed and restarted")
     parser.add_argument("--db-kills", type=int, default=0, help="times PostgreSQL is crash-restarted")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
     if args.db_kills and args.profile == "sqlite":
-        parser.error("--db-kills crash-restarts PostgreSQL: use --profile postgres or message_db")
+        parser.error("--db-kills crash-restarts PostgreSQL: use --profile postgres, outbox_off or message_db")
     if args.writer_kills and args.profile != "sqlite":
         parser.error("--writer-kills kills the writer of the SQLite files: use --profile sqlite")
     plan = ChaosPlan(orders=args.orders, rate=args.rate, concurrency=args.concurrency,
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             postgres = stack.enter_context(PostgresServer(crash_safe=True))
             env = {"PROTEAN_ENV": "production", "DATABASE_URL": postgres.create_database("chaos")}
+        if args.profile == "outbox_off":  # Protean's default delivery: events relayed from the event store
+            env.update(PROTEAN_ENV="outbox_off")
         if args.profile == "message_db":
             env.update(PROTEAN_ENV="messagedb", MESSAGE_DB_URL=_message_db(postgres))
             events_table = "message_store.messages"
