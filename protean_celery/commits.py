@@ -71,8 +71,9 @@ class Committed:
             (:mod:`protean_celery.continuation`): the relay publishes no task for them.
         retries: pairs whose in-process attempt failed, with the countdown of their
             first retry: the relay publishes them as that retry.
-        decoded: outbox rows already turned into messages here, by ``id(row)``:
-            ``(entity, message, category)``, so the relay does not decode them again.
+        decoded: rows already turned into messages here, by ``id(row)``: an outbox
+            row's ``(entity, message, category)``, an appended row's ``(row, message, "")``,
+            so the relay does not decode them again.
     """
 
     categories: set[str] = field(default_factory=set)

@@ -130,6 +130,7 @@ class Continuation:
                 message = Message.deserialize(row)
             except Exception:  # the event store relay dead-letters it
                 continue
+            fresh.decoded[id(row)] = (row, message, "")  # for settled(): decoded once
             domain_meta = metadata_of(message).domain
             if domain_meta is not None and not domain_meta.asynchronous:
                 continue  # processed synchronously by its caller
@@ -157,8 +158,9 @@ class Continuation:
         if not candidates or not committed.handled:
             return set()
         for row in committed.commands:
+            decoded = committed.decoded.get(id(row))
             try:
-                message = Message.deserialize(row)
+                message = decoded[1] if decoded is not None else Message.deserialize(row)
             except Exception:  # the command relay dead-letters it
                 candidates.discard(_category(row))
                 continue
