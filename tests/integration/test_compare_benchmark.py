@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = {"inline", "server", "celery", "embedded"}
+SYSTEMS = {"inline", "server", "celery", "outbox_off", "embedded"}
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +49,13 @@ def test_prints_one_row_per_system_and_the_ratios(quick_run):
     output, _ = quick_run
     lines = output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("system "))
-    rows = lines[header + 2:header + 6]
+    rows = lines[header + 2:header + 7]
     assert [row.split("  ")[0] for row in rows] == [
         "inline (sync, one process)", "protean server --workers 2",
-        "protean-celery -c 2, PostgreSQL", "protean-celery -c 2, embedded",
+        "protean-celery -c 2, PostgreSQL", "protean-celery -c 2, PG, outbox off", "protean-celery -c 2, embedded",
     ]
     assert all("/" in row and "INVALID" not in row for row in rows)
     assert "throughput celery / protean server" in output
     assert "throughput embedded / PostgreSQL" in output
+    assert "throughput outbox off / protean server" in output
+    assert "CPU/saga of the burst by process" in output  # the CPU of the system's own processes, by role
